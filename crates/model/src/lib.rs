@@ -1,0 +1,19 @@
+//! Countersign's shared vocabulary: actions, principals, canonical JSON, digests, time, ids and
+//! signing keys.
+//!
+//! Architecture invariant: this crate does no I/O. It reads no clock, no file, no environment and
+//! no random source; callers pass time and key material in. It therefore cannot fail on anything
+//! but its inputs.
+
+pub mod action;
+pub mod canonical;
+pub mod digest;
+pub mod ids;
+pub mod signing;
+pub mod time;
+
+pub use action::{Action, ActionError, Chain, PrincipalKind};
+pub use digest::Digest;
+pub use ids::{IdError, RequestId};
+pub use signing::{KeyError, PublicKey, SecretKey};
+pub use time::{Timestamp, format_duration, parse_duration};
