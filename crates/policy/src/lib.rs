@@ -1,1 +1,23 @@
-//! placeholder
+//! The Countersign policy language: a TOML file of rules that maps each action to allow, deny or
+//! require approval, with the rule ids and a plain-language explanation behind every decision.
+//!
+//! Architecture invariant: no I/O. The caller reads the file and passes its text; `decide` is a
+//! pure function of the compiled policy and the action.
+
+mod compile;
+mod condition;
+mod decide;
+mod decision;
+mod explain;
+pub mod glob;
+mod index;
+pub mod source;
+mod testing;
+
+pub use compile::{
+    DEFAULT_TIMEOUT, Policy, PolicyError, PolicyErrors, PolicyTest, Rule, normalize_sql,
+};
+pub use decide::command_line;
+pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
+pub use source::PolicySource;
+pub use testing::TestReport;

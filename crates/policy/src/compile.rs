@@ -1,0 +1,618 @@
+//! From the policy file to a compiled policy: every check a policy must pass before it is used,
+//! with errors that name the line, the rule and the fix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cel::Env;
+use countersign_model::action::{is_valid_kind, is_valid_principal_id};
+use countersign_model::{Action, Digest, parse_duration};
+
+use crate::condition::Condition;
+use crate::decision::{Outcome, Requirement};
+use crate::glob::Glob;
+use crate::index::{IndexEntry, RuleIndex};
+use crate::source::{ApproversSource, MatchSource, Patterns, PolicySource, RuleSource, line_of};
+
+/// How long a request stays open when neither its rule nor the policy says.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// The rule (or test) it concerns, when it concerns one: "rule 'prod-db-export'".
+    pub subject: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(subject) = &self.subject {
+            write!(f, "{subject}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a policy file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl PolicyErrors {
+    /// The errors as a compiler would print them: `policy.toml:42: rule 'x': …`, one per line.
+    pub fn render(&self, file: &str) -> String {
+        self.0
+            .iter()
+            .map(|e| match e.line {
+                Some(line) => format!(
+                    "{file}:{line}: {}",
+                    PolicyError {
+                        line: None,
+                        ..e.clone()
+                    }
+                ),
+                None => format!("{file}: {e}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub line: usize,
+    pub(crate) kinds: Vec<Glob>,
+    pub(crate) resources: Vec<Glob>,
+    pub(crate) labels: Vec<(String, Vec<Glob>)>,
+    pub(crate) commands: Vec<Glob>,
+    pub(crate) sql: Vec<Glob>,
+    pub(crate) condition: Option<Condition>,
+    pub requirement: Option<Requirement>,
+    pub timeout: Option<Duration>,
+}
+
+/// A policy test case, checked and ready to run.
+#[derive(Debug, Clone)]
+pub struct PolicyTest {
+    pub name: String,
+    pub line: usize,
+    pub expect: Outcome,
+    pub rules: Option<Vec<String>>,
+    pub action: Action,
+}
+
+/// A policy, validated and compiled: ready to decide.
+pub struct Policy {
+    pub(crate) source: PolicySource,
+    pub(crate) text: String,
+    pub(crate) hash: Digest,
+    pub(crate) default: Outcome,
+    pub(crate) default_timeout: Duration,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) index: RuleIndex,
+    pub(crate) env: Arc<Env>,
+    pub(crate) tests: Vec<PolicyTest>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("hash", &self.hash)
+            .field("default", &self.default)
+            .field("rules", &self.rules.len())
+            .field("tests", &self.tests.len())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Reads, validates and compiles a policy file's text.
+    pub fn parse(text: &str) -> Result<Policy, PolicyErrors> {
+        let source = PolicySource::parse(text).map_err(|e| {
+            PolicyErrors(vec![PolicyError {
+                line: e.line,
+                subject: None,
+                message: e.message,
+            }])
+        })?;
+        Compiler::new(text).compile(source)
+    }
+
+    /// The document as written (after parsing).
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    /// The file's text exactly as loaded.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// SHA-256 of the file's text: names this version of the policy in the audit log.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    pub fn default_outcome(&self) -> Outcome {
+        self.default
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn tests(&self) -> &[PolicyTest] {
+        &self.tests
+    }
+}
+
+struct Compiler<'t> {
+    text: &'t str,
+    errors: Vec<PolicyError>,
+    env: Arc<Env>,
+}
+
+impl<'t> Compiler<'t> {
+    fn new(text: &'t str) -> Self {
+        Compiler {
+            text,
+            errors: Vec::new(),
+            env: Arc::new(Env::stdlib()),
+        }
+    }
+
+    fn line(&self, span: Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    fn error(&mut self, line: usize, subject: Option<String>, message: impl Into<String>) {
+        self.errors.push(PolicyError {
+            line: Some(line),
+            subject,
+            message: message.into(),
+        });
+    }
+
+    fn compile(mut self, source: PolicySource) -> Result<Policy, PolicyErrors> {
+        if source.version != 1 {
+            self.error(
+                1,
+                None,
+                format!(
+                    "unsupported policy version {} (this Countersign reads version 1)",
+                    source.version
+                ),
+            );
+        }
+        let default_line = self.line(source.default.span());
+        let default = match source.default.get_ref().parse::<Outcome>() {
+            Ok(Outcome::RequireApproval) => {
+                self.error(
+                    default_line,
+                    None,
+                    "the default decision must be allow or deny; to require approval for \
+                     everything, add a require_approval rule with match.kind = \"*\"",
+                );
+                Outcome::Deny
+            }
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.error(default_line, None, format!("default: {e}"));
+                Outcome::Deny
+            }
+        };
+        let default_timeout = match &source.default_timeout {
+            Some(t) => self.duration(t.get_ref(), self.line(t.span()), None, "default_timeout"),
+            None => Some(DEFAULT_TIMEOUT),
+        };
+
+        let mut rules = Vec::with_capacity(source.rules.len());
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for spanned in &source.rules {
+            let line = self.line(spanned.span());
+            let rule = spanned.get_ref();
+            if let Some(first) = seen.insert(&rule.id, line) {
+                self.error(
+                    line,
+                    None,
+                    format!(
+                        "rule id '{}' is used twice (first on line {first}); rule ids must be unique",
+                        rule.id
+                    ),
+                );
+            }
+            if let Some(compiled) = self.rule(rule, line) {
+                rules.push(compiled);
+            }
+        }
+
+        let tests = self.tests(&source);
+        if !self.errors.is_empty() {
+            self.errors.sort_by_key(|e| e.line);
+            return Err(PolicyErrors(self.errors));
+        }
+        let index = RuleIndex::build(&rules.iter().map(index_entry).collect::<Vec<_>>());
+        Ok(Policy {
+            hash: Digest::of(self.text.as_bytes()),
+            text: self.text.to_owned(),
+            source,
+            default,
+            default_timeout: default_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            rules,
+            index,
+            env: self.env,
+            tests,
+        })
+    }
+
+    fn duration(
+        &mut self,
+        text: &str,
+        line: usize,
+        subject: Option<String>,
+        field: &str,
+    ) -> Option<Duration> {
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(line, subject, format!("{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn rule(&mut self, rule: &RuleSource, line: usize) -> Option<Rule> {
+        let before = self.errors.len();
+        let subject = Some(format!("rule '{}'", rule.id));
+        if !is_valid_rule_id(&rule.id) {
+            self.error(
+                line,
+                subject.clone(),
+                "a rule id must be 1 to 64 lowercase letters, digits, '-' or '_', starting with a \
+                 letter or digit",
+            );
+        }
+        let decision_line = self.line(rule.decision.span());
+        let outcome = match rule.decision.get_ref().parse::<Outcome>() {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                self.error(decision_line, subject.clone(), e.to_string());
+                None
+            }
+        };
+        if rule.reason.trim().is_empty() {
+            self.error(
+                line,
+                subject.clone(),
+                "reason is empty; say in plain words why the rule exists: reviewers and auditors read it",
+            );
+        }
+        let matcher = self.matcher(&rule.matcher, line, &subject);
+        let condition = rule.condition.as_ref().and_then(|c| {
+            match Condition::compile(&self.env, c.get_ref()) {
+                Ok(condition) => Some(condition),
+                Err(e) => {
+                    let line = self.line(c.span());
+                    self.error(
+                        line,
+                        subject.clone(),
+                        format!("the condition does not parse: {e}"),
+                    );
+                    None
+                }
+            }
+        });
+        let requirement = match (outcome, &rule.approvers) {
+            (Some(Outcome::RequireApproval), Some(approvers)) => {
+                self.requirement(&rule.id, approvers, line, &subject)
+            }
+            (Some(Outcome::RequireApproval), None) => {
+                self.error(
+                    line,
+                    subject.clone(),
+                    "decision require_approval needs approvers, e.g. approvers = { groups = [\"sre\"], count = 1 }",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    line,
+                    subject.clone(),
+                    "approvers only apply to decision = \"require_approval\"; remove them or change the decision",
+                );
+                None
+            }
+            _ => None,
+        };
+        let timeout = match &rule.timeout {
+            Some(t) if outcome.is_some_and(|o| o != Outcome::RequireApproval) => {
+                let line = self.line(t.span());
+                self.error(
+                    line,
+                    subject.clone(),
+                    "timeout only applies to decision = \"require_approval\"",
+                );
+                None
+            }
+            Some(t) => {
+                let line = self.line(t.span());
+                self.duration(t.get_ref(), line, subject.clone(), "timeout")
+            }
+            None => None,
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let (kinds, resources, labels, commands, sql) = matcher?;
+        Some(Rule {
+            id: rule.id.clone(),
+            outcome: outcome?,
+            reason: rule.reason.trim().to_owned(),
+            line,
+            kinds,
+            resources,
+            labels,
+            commands,
+            sql,
+            condition,
+            requirement,
+            timeout,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn matcher(
+        &mut self,
+        m: &MatchSource,
+        line: usize,
+        subject: &Option<String>,
+    ) -> Option<(
+        Vec<Glob>,
+        Vec<Glob>,
+        Vec<(String, Vec<Glob>)>,
+        Vec<Glob>,
+        Vec<Glob>,
+    )> {
+        let before = self.errors.len();
+        let kinds = match &m.kind {
+            Some(kinds) => {
+                for kind in kinds.as_slice() {
+                    if kind != "*" && !is_valid_kind(&kind.replace(['*', '?'], "x")) {
+                        self.error(
+                            line,
+                            subject.clone(),
+                            format!(
+                                "match.kind '{kind}' is not an action kind (expected a dotted name such as shell.exec, or a pattern such as mcp.*)"
+                            ),
+                        );
+                    }
+                }
+                self.globs(kinds, false, line, subject, "match.kind")
+            }
+            None => {
+                self.error(
+                    line,
+                    subject.clone(),
+                    "match.kind is missing: name the action kinds the rule applies to, or \"*\" for every kind",
+                );
+                Vec::new()
+            }
+        };
+        let resources = m
+            .resource
+            .as_ref()
+            .map(|p| self.globs(p, false, line, subject, "match.resource"))
+            .unwrap_or_default();
+        let mut labels = Vec::new();
+        for (name, patterns) in &m.labels {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+            {
+                self.error(
+                    line,
+                    subject.clone(),
+                    format!("match.labels: '{name}' is not a valid label name"),
+                );
+            }
+            let field = format!("match.labels.{name}");
+            labels.push((
+                name.clone(),
+                self.globs(patterns, false, line, subject, &field),
+            ));
+        }
+        let commands = m
+            .command
+            .as_ref()
+            .map(|p| self.globs(p, false, line, subject, "match.command"))
+            .unwrap_or_default();
+        let sql = m
+            .sql
+            .as_ref()
+            .map(|p| self.globs(p, true, line, subject, "match.sql"))
+            .unwrap_or_default();
+        (self.errors.len() == before).then_some((kinds, resources, labels, commands, sql))
+    }
+
+    fn globs(
+        &mut self,
+        patterns: &Patterns,
+        lowercase: bool,
+        line: usize,
+        subject: &Option<String>,
+        field: &str,
+    ) -> Vec<Glob> {
+        if patterns.as_slice().is_empty() {
+            self.error(line, subject.clone(), format!("{field} is an empty list, so the rule could never match; remove it or add a pattern"));
+        }
+        let mut globs = Vec::new();
+        for pattern in patterns.as_slice() {
+            let glob = if lowercase {
+                Glob::new_lowercase(&normalize_sql(pattern))
+            } else {
+                Glob::new(pattern)
+            };
+            match glob {
+                Ok(g) => globs.push(g),
+                Err(e) => self.error(line, subject.clone(), format!("{field}: {e}")),
+            }
+        }
+        globs
+    }
+
+    fn requirement(
+        &mut self,
+        rule: &str,
+        a: &ApproversSource,
+        line: usize,
+        subject: &Option<String>,
+    ) -> Option<Requirement> {
+        let before = self.errors.len();
+        let count = a.count.unwrap_or(1);
+        let distinct_groups = a.distinct_groups.unwrap_or(0);
+        let denials = a.denials.unwrap_or(1);
+        let mut fail = |msg: String| {
+            self.errors.push(PolicyError {
+                line: Some(line),
+                subject: subject.clone(),
+                message: msg,
+            })
+        };
+        if a.groups.is_empty() && a.principals.is_empty() {
+            fail("approvers name no groups and no principals, so nobody could approve".into());
+        }
+        for name in a.groups.iter().chain(&a.principals) {
+            if !is_valid_principal_id(name) {
+                fail(format!(
+                    "approvers: '{name}' is not a valid group or principal name"
+                ));
+            }
+        }
+        if count == 0 {
+            fail("approvers.count must be at least 1".into());
+        }
+        if a.groups.is_empty() && count as usize > a.principals.len() {
+            fail(format!(
+                "approvers.count is {count} but only {} principal(s) are named, so the request could never be approved",
+                a.principals.len()
+            ));
+        }
+        if distinct_groups as usize > a.groups.len() {
+            fail(format!(
+                "approvers.distinct_groups is {distinct_groups} but only {} group(s) are named",
+                a.groups.len()
+            ));
+        }
+        if distinct_groups > count {
+            fail(format!(
+                "approvers.distinct_groups ({distinct_groups}) exceeds approvers.count ({count}); each approver covers one group, so raise count"
+            ));
+        }
+        if denials == 0 {
+            fail("approvers.denials must be at least 1".into());
+        }
+        (self.errors.len() == before).then(|| Requirement {
+            rule: rule.to_owned(),
+            groups: a.groups.clone(),
+            principals: a.principals.clone(),
+            count,
+            distinct_groups,
+            denials,
+        })
+    }
+
+    fn tests(&mut self, source: &PolicySource) -> Vec<PolicyTest> {
+        let mut tests = Vec::new();
+        for spanned in &source.tests {
+            let test = spanned.get_ref();
+            let line = self.line(spanned.span());
+            let subject = Some(format!("test '{}'", test.name));
+            let expect = match test.expect.get_ref().parse::<Outcome>() {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    let line = self.line(test.expect.span());
+                    self.error(line, subject.clone(), format!("expect: {e}"));
+                    None
+                }
+            };
+            for id in test.rules.iter().flatten() {
+                if !source.rules.iter().any(|r| &r.get_ref().id == id) {
+                    self.error(
+                        line,
+                        subject.clone(),
+                        format!("rule '{id}' does not exist in this policy"),
+                    );
+                }
+            }
+            if let Err(e) = test.action.validate() {
+                self.error(line, subject.clone(), format!("action: {e}"));
+                continue;
+            }
+            if let Some(expect) = expect {
+                tests.push(PolicyTest {
+                    name: test.name.clone(),
+                    line,
+                    expect,
+                    rules: test.rules.clone(),
+                    action: test.action.clone(),
+                });
+            }
+        }
+        tests
+    }
+}
+
+fn is_valid_rule_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    id.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// SQL as `match.sql` sees it: whitespace runs collapsed to one space, trimmed, lowercased by the
+/// caller where needed, trailing semicolons dropped.
+pub fn normalize_sql(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.trim_end_matches([';', ' ']).to_owned()
+}
+
+fn index_entry(rule: &Rule) -> IndexEntry {
+    IndexEntry {
+        kinds: rule
+            .kinds
+            .iter()
+            .map(|g| (g.literal_prefix(), g.is_exact()))
+            .collect(),
+        resources: rule.resources.iter().map(Glob::literal_prefix).collect(),
+        commands: rule.commands.iter().map(Glob::literal_prefix).collect(),
+    }
+}

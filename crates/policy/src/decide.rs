@@ -1,0 +1,144 @@
+//! Deciding one action: find the candidate rules through the index, match each in full, and apply
+//! the precedence deny > require approval > allow, whatever the order of the rules.
+
+use cel::Context;
+use countersign_model::Action;
+use countersign_model::action::shell_join;
+
+use crate::compile::{Policy, Rule, normalize_sql};
+use crate::condition::context_for;
+use crate::decision::{ConditionFailure, Decision, Outcome};
+use crate::explain::explain;
+
+/// What a decision computes at most once per action, and only if a candidate rule needs it.
+struct Facts<'a> {
+    action: &'a Action,
+    command: Option<String>,
+    sql: Option<Option<String>>,
+    context: Option<Context<'static, 'static>>,
+}
+
+impl Facts<'_> {
+    fn sql(&mut self) -> Option<&str> {
+        let action = self.action;
+        self.sql
+            .get_or_insert_with(|| action.sql().map(|sql| normalize_sql(sql).to_lowercase()))
+            .as_deref()
+    }
+}
+
+/// The command line that `match.command` patterns see: the program by its file name, then the
+/// arguments, quoted as a shell would need them.
+pub fn command_line(argv: &[&str]) -> String {
+    let program = argv[0].rsplit('/').next().unwrap_or(argv[0]);
+    shell_join(std::iter::once(program).chain(argv[1..].iter().copied()))
+}
+
+impl Rule {
+    fn matches_statically(&self, facts: &mut Facts<'_>) -> bool {
+        let action = facts.action;
+        self.kinds.iter().any(|g| g.matches(&action.kind))
+            && (self.resources.is_empty()
+                || self.resources.iter().any(|g| g.matches(&action.resource)))
+            && self.labels.iter().all(|(name, globs)| {
+                action
+                    .labels
+                    .get(name)
+                    .is_some_and(|value| globs.iter().any(|g| g.matches(value)))
+            })
+            && (self.commands.is_empty()
+                || facts
+                    .command
+                    .as_deref()
+                    .is_some_and(|c| self.commands.iter().any(|g| g.matches(c))))
+            && (self.sql.is_empty() || {
+                let globs = &self.sql;
+                facts
+                    .sql()
+                    .is_some_and(|sql| globs.iter().any(|g| g.matches(sql)))
+            })
+    }
+}
+
+impl Policy {
+    /// Decides `action`. Never fails: a condition that cannot be evaluated makes the decision deny.
+    pub fn decide(&self, action: &Action) -> Decision {
+        let mut facts = Facts {
+            action,
+            command: action.argv().map(|argv| command_line(&argv)),
+            sql: None,
+            context: None,
+        };
+        let candidates =
+            self.index
+                .candidates(&action.kind, &action.resource, facts.command.as_deref());
+        let mut matched: Vec<&Rule> = Vec::new();
+        let mut failures = Vec::new();
+        let mut failed_rules: Vec<&Rule> = Vec::new();
+        for i in candidates {
+            let rule = &self.rules[i as usize];
+            if !rule.matches_statically(&mut facts) {
+                continue;
+            }
+            if let Some(condition) = &rule.condition {
+                let context = facts
+                    .context
+                    .get_or_insert_with(|| context_for(&self.env, action));
+                match condition.evaluate(context) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(error) => {
+                        failed_rules.push(rule);
+                        failures.push(ConditionFailure {
+                            rule: rule.id.clone(),
+                            error,
+                        });
+                        continue;
+                    }
+                }
+            }
+            matched.push(rule);
+        }
+
+        let outcome = if !failures.is_empty() {
+            Outcome::Deny
+        } else {
+            matched
+                .iter()
+                .map(|r| r.outcome)
+                .max()
+                .unwrap_or(self.default)
+        };
+        let deciding: Vec<&Rule> = matched
+            .into_iter()
+            .filter(|r| r.outcome == outcome)
+            .collect();
+        // A fail-closed deny names the rules whose conditions failed, beside any deny rules.
+        let mut rule_ids: Vec<(usize, &str)> =
+            deciding.iter().map(|r| (r.line, r.id.as_str())).collect();
+        for failed in &failed_rules {
+            rule_ids.push((failed.line, failed.id.as_str()));
+        }
+        rule_ids.sort_unstable();
+        let requirements: Vec<_> = deciding
+            .iter()
+            .filter_map(|r| r.requirement.clone())
+            .collect();
+        let timeout = (outcome == Outcome::RequireApproval).then(|| {
+            deciding
+                .iter()
+                .map(|r| r.timeout.unwrap_or(self.default_timeout))
+                .min()
+                .unwrap_or(self.default_timeout)
+        });
+        let explanation = explain(action, outcome, &deciding, &failures, timeout);
+        Decision {
+            outcome,
+            rules: rule_ids.into_iter().map(|(_, id)| id.to_owned()).collect(),
+            requirements,
+            timeout_seconds: timeout.map(|t| t.as_secs()),
+            condition_failures: failures,
+            explanation,
+        }
+    }
+}
