@@ -313,7 +313,20 @@ impl<'t> Compiler<'t> {
                 "reason is empty; say in plain words why the rule exists: reviewers and auditors read it",
             );
         }
-        let matcher = self.matcher(&rule.matcher, line, &subject);
+        let matcher = match &rule.matcher {
+            Some(m) => {
+                let line = self.line(m.span());
+                self.matcher(m.get_ref(), line, &subject)
+            }
+            None => {
+                self.error(
+                    line,
+                    subject.clone(),
+                    "match is missing: add match.kind = \"...\" (or \"*\" for every kind) and any other matchers",
+                );
+                None
+            }
+        };
         let condition = rule.condition.as_ref().and_then(|c| {
             match Condition::compile(&self.env, c.get_ref()) {
                 Ok(condition) => Some(condition),
@@ -330,7 +343,8 @@ impl<'t> Compiler<'t> {
         });
         let requirement = match (outcome, &rule.approvers) {
             (Some(Outcome::RequireApproval), Some(approvers)) => {
-                self.requirement(&rule.id, approvers, line, &subject)
+                let line = self.line(approvers.span());
+                self.requirement(&rule.id, approvers.get_ref(), line, &subject)
             }
             (Some(Outcome::RequireApproval), None) => {
                 self.error(
@@ -340,7 +354,8 @@ impl<'t> Compiler<'t> {
                 );
                 None
             }
-            (Some(_), Some(_)) => {
+            (Some(_), Some(approvers)) => {
+                let line = self.line(approvers.span());
                 self.error(
                     line,
                     subject.clone(),

@@ -40,13 +40,14 @@ pub struct RuleSource {
     pub decision: Spanned<String>,
     /// Why the rule exists, in words a reviewer and an auditor understand.
     pub reason: String,
-    #[serde(rename = "match")]
-    pub matcher: MatchSource,
+    /// Required; optional here only so that its absence is reported with the rule's name.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<Spanned<MatchSource>>,
     /// A CEL condition over `action` and `principal`; the rule applies only when it is true.
     #[serde(rename = "if", default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approvers: Option<ApproversSource>,
+    pub approvers: Option<Spanned<ApproversSource>>,
     /// How long a request this rule opens stays pending: 30m, 4h, 1d.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
