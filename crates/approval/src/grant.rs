@@ -133,13 +133,13 @@ impl Grant {
                 expected: *expected_digest,
             });
         }
-        if let Some(expected) = expected_request {
-            if claims.request != *expected {
-                return Err(GrantError::WrongRequest {
-                    granted: claims.request,
-                    expected: *expected,
-                });
-            }
+        if let Some(expected) = expected_request
+            && claims.request != *expected
+        {
+            return Err(GrantError::WrongRequest {
+                granted: claims.request,
+                expected: *expected,
+            });
         }
         if now >= claims.expires_at {
             return Err(GrantError::Expired {

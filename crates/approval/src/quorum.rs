@@ -8,7 +8,7 @@ use crate::review::{Review, Reviewer, Verdict};
 
 /// Whether `reviewer` may review for `requirement`: named as a principal, or in one of its groups.
 pub(crate) fn eligible(requirement: &Requirement, reviewer: &Reviewer) -> bool {
-    requirement.principals.iter().any(|p| *p == reviewer.id)
+    requirement.principals.contains(&reviewer.id)
         || requirement
             .groups
             .iter()

@@ -1,6 +1,8 @@
 //! Grants: issued only for approved requests, bound to one request and one action digest,
 //! refused when expired, altered or signed by another key.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The request state machine against the invariants of DESIGN.md: examples first, then
 //! properties over arbitrary sequences of events.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use countersign_approval::{

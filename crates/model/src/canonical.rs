@@ -157,7 +157,7 @@ pub fn write_double(out: &mut String, value: f64) -> Result<(), CanonicalError> 
             out.push_str(&digits[1..]);
         }
         out.push('e');
-        out.push(if n - 1 >= 0 { '+' } else { '-' });
+        out.push(if n > 0 { '+' } else { '-' });
         out.push_str(&(n - 1).abs().to_string());
     }
     Ok(())

@@ -45,7 +45,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 
 /// Decodes lowercase or uppercase hex; `None` if `s` is not an even number of hex digits.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()

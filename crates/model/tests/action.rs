@@ -1,5 +1,7 @@
 //! Actions: validation, digests and the shapes enforcement points send.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use countersign_model::action::shell_join;
 use countersign_model::{Action, ActionError, Chain, PrincipalKind};
 use proptest::prelude::*;

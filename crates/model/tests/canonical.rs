@@ -1,5 +1,7 @@
 //! RFC 8785's own examples, checked byte for byte.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use countersign_model::canonical::{CanonicalError, to_canonical_string, write_double};
 use serde_json::Value;
 

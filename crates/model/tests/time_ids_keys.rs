@@ -1,5 +1,7 @@
 //! Timestamps, durations, ids and signing keys: their text forms round-trip and bad input is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use std::time::Duration;
 
 use countersign_model::ids::GrantId;

@@ -1,6 +1,8 @@
 //! Decisions in detail: the exact explanations reviewers read, requirements and timeouts, and
 //! fail-closed conditions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use countersign_model::{Action, Chain, PrincipalKind};
 use countersign_policy::{Outcome, Policy};
 use serde_json::json;

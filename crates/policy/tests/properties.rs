@@ -1,6 +1,8 @@
 //! Properties of the policy engine: the indexed decision equals a rule-by-rule evaluation whatever
 //! the order of the rules; parse ∘ print is the identity; globs agree with a reference matcher.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use std::collections::BTreeMap;
 
 use countersign_model::{Action, Chain, PrincipalKind};

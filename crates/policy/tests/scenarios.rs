@@ -2,6 +2,8 @@
 //! pass its own `[[tests]]`, and every policy under `invalid/` must be refused with exactly the
 //! errors its `# expect:` lines list.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
