@@ -1,0 +1,437 @@
+//! The storage conformance suite: what every backend must do, run by each backend's own tests
+//! (`run_all(|| async { fresh store })`). It is test code shipped in the library so that every
+//! backend, present and future, is held to the same behaviour.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures must be loud.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_approval::{
+    Authentication, Channel, Event, Grant, Refusal, Request, Review, Reviewer, State, Verdict,
+};
+use countersign_audit::{EventDraft, verify, verify_with_checkpoints};
+use countersign_model::ids::GrantId;
+use countersign_model::{Action, Chain, PrincipalKind, RequestId, SecretKey, Timestamp};
+use countersign_policy::{Decision, Outcome, Requirement};
+use serde_json::json;
+
+use crate::{Consumed, RequestFilter, Store, Update, Updated};
+
+/// The key the suite's stores must sign checkpoints with.
+pub fn checkpoint_key() -> SecretKey {
+    SecretKey::from_seed([42; 32])
+}
+
+/// Runs every scenario, each on a fresh store from `fresh`.
+pub async fn run_all<S, F, Fut>(fresh: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    requests_round_trip(fresh().await).await;
+    transitions_apply_atomically_or_not_at_all(fresh().await).await;
+    concurrent_reviews_are_all_applied_in_turn(Arc::new(fresh().await)).await;
+    listing_filters_and_orders(fresh().await).await;
+    deadlines(fresh().await).await;
+    grants_are_consumed_once_per_request(fresh().await).await;
+    the_audit_log_chains_and_is_checkpointed(fresh().await).await;
+}
+
+pub fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_795_277_280_000 + secs * 1000)
+}
+
+/// A pending request needing one approval from sre, opened at `opened` (seconds), open 10 minutes.
+pub fn request(seed: u8, requester: &str, opened: i64) -> Request {
+    let action = Action {
+        kind: "shell.exec".into(),
+        resource: "db:prod/customers".into(),
+        labels: [("env".to_owned(), "production".to_owned())].into(),
+        details: json!({"argv": ["pg_dump", "customers"], "seed": seed}),
+        principal: Chain {
+            id: requester.into(),
+            kind: PrincipalKind::Agent,
+            on_behalf_of: vec!["alice".into()],
+            started_by: None,
+        },
+        justification: Some("nightly backup".into()),
+    };
+    let decision = Decision {
+        outcome: Outcome::RequireApproval,
+        rules: vec!["prod-db-export".into()],
+        requirements: vec![Requirement {
+            rule: "prod-db-export".into(),
+            groups: vec!["sre".into()],
+            principals: vec![],
+            count: 1,
+            distinct_groups: 0,
+            denials: 1,
+        }],
+        timeout_seconds: Some(600),
+        condition_failures: vec![],
+        explanation: "test".into(),
+    };
+    Request::open(
+        RequestId::from_random([seed; 16]),
+        action,
+        decision,
+        at(opened),
+    )
+    .unwrap()
+}
+
+pub fn review(id: &str, verdict: Verdict, secs: i64) -> Review {
+    Review {
+        reviewer: Reviewer {
+            id: id.into(),
+            kind: PrincipalKind::Human,
+            groups: ["sre".to_owned()].into(),
+            authentication: Authentication::ApiToken,
+        },
+        verdict,
+        comment: None,
+        channel: Channel::Cli,
+        at: at(secs),
+    }
+}
+
+fn draft(kind: &str, request: &Request) -> EventDraft {
+    EventDraft::new(
+        request.created_at,
+        kind,
+        format!("{kind} for {}", request.id),
+    )
+    .with_request_id(request.id)
+    .with_principal(request.action.principal.id.clone())
+}
+
+/// A transition applying `event` through the approval core, recording it in the audit log.
+pub fn apply(event: Event) -> crate::Transition {
+    Box::new(move |current: &Request| {
+        let next = current.apply(&event)?;
+        let audit = vec![draft("request.event", &next)];
+        Ok(Update {
+            request: next,
+            audit,
+        })
+    })
+}
+
+async fn requests_round_trip<S: Store>(store: S) {
+    let r = request(1, "deploy-bot", 0);
+    let events = store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].request_id, Some(r.id));
+    assert_eq!(store.get_request(r.id).await.unwrap(), Some(r.clone()));
+    assert!(
+        store
+            .get_request(RequestId::from_random([99; 16]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let duplicate = store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await;
+    assert!(matches!(duplicate, Err(crate::StoreError::DuplicateRequest(id)) if id == r.id));
+    // The refused duplicate wrote no audit event.
+    assert_eq!(store.audit_after(0, 100).await.unwrap().len(), 1);
+}
+
+async fn transitions_apply_atomically_or_not_at_all<S: Store>(store: S) {
+    let r = request(2, "deploy-bot", 0);
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+
+    let refused = store
+        .update_request(
+            r.id,
+            apply(Event::Review(review("alice", Verdict::Approve, 5))),
+        )
+        .await
+        .unwrap();
+    match refused {
+        Updated::Refused {
+            refusal: Refusal::SelfApproval { .. },
+            request,
+        } => assert_eq!(request, r),
+        other => panic!("a self-approval was not refused: {other:?}"),
+    }
+    assert_eq!(
+        store.audit_after(0, 100).await.unwrap().len(),
+        1,
+        "a refusal wrote to the log"
+    );
+
+    let applied = store
+        .update_request(
+            r.id,
+            apply(Event::Review(review("sam", Verdict::Approve, 6))),
+        )
+        .await
+        .unwrap();
+    let Updated::Applied { request, events } = applied else {
+        panic!("the approval was refused")
+    };
+    assert_eq!(request.state, State::Approved { at: at(6) });
+    assert_eq!(events.len(), 1);
+    assert_eq!(store.get_request(r.id).await.unwrap().unwrap(), request);
+
+    let missing = store
+        .update_request(
+            RequestId::from_random([77; 16]),
+            apply(Event::Expire { at: at(9999) }),
+        )
+        .await;
+    assert!(matches!(missing, Err(crate::StoreError::UnknownRequest(_))));
+}
+
+async fn concurrent_reviews_are_all_applied_in_turn<S: Store>(store: Arc<S>) {
+    // A request that needs 12 approvals: 12 reviewers at once must all count.
+    let mut r = request(3, "deploy-bot", 0);
+    r.decision.requirements[0].count = 12;
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let reviewer = format!("sre-{i}");
+            store
+                .update_request(
+                    r.id,
+                    apply(Event::Review(review(&reviewer, Verdict::Approve, 10 + i))),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            Updated::Applied { .. }
+        ));
+    }
+    let stored = store.get_request(r.id).await.unwrap().unwrap();
+    assert_eq!(stored.reviews.len(), 12);
+    assert!(matches!(stored.state, State::Approved { .. }));
+    assert_eq!(store.audit_after(0, 100).await.unwrap().len(), 13);
+}
+
+async fn listing_filters_and_orders<S: Store>(store: S) {
+    for (seed, requester, opened) in [(10, "bot-a", 0), (11, "bot-b", 10), (12, "bot-a", 20)] {
+        let r = request(seed, requester, opened);
+        store
+            .create_request(&r, vec![draft("request.created", &r)])
+            .await
+            .unwrap();
+    }
+    let r11 = RequestId::from_random([11; 16]);
+    store
+        .update_request(
+            r11,
+            apply(Event::Cancel {
+                by: "bot-b".into(),
+                at: at(30),
+            }),
+        )
+        .await
+        .unwrap();
+
+    let all = store
+        .list_requests(&RequestFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<RequestId> = all.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [
+            RequestId::from_random([12; 16]),
+            r11,
+            RequestId::from_random([10; 16])
+        ],
+        "newest first"
+    );
+    let pending = store
+        .list_requests(&RequestFilter {
+            state: Some("pending".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+    let mine = store
+        .list_requests(&RequestFilter {
+            requester: Some("bot-a".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].id, RequestId::from_random([12; 16]));
+}
+
+async fn deadlines<S: Store>(store: S) {
+    assert_eq!(store.next_deadline().await.unwrap(), None);
+    let early = request(20, "bot", 0);
+    let late = request(21, "bot", 100);
+    for r in [&late, &early] {
+        store
+            .create_request(r, vec![draft("request.created", r)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.next_deadline().await.unwrap(), Some(early.expires_at));
+    assert!(store.due_requests(at(599)).await.unwrap().is_empty());
+    assert_eq!(store.due_requests(at(600)).await.unwrap(), [early.id]);
+    store
+        .update_request(early.id, apply(Event::Expire { at: at(600) }))
+        .await
+        .unwrap();
+    assert_eq!(store.next_deadline().await.unwrap(), Some(late.expires_at));
+    assert_eq!(store.due_requests(at(10_000)).await.unwrap(), [late.id]);
+}
+
+async fn grants_are_consumed_once_per_request<S: Store>(store: S) {
+    let key = checkpoint_key();
+    let r = request(30, "deploy-bot", 0);
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+    let Updated::Applied {
+        request: approved, ..
+    } = store
+        .update_request(
+            r.id,
+            apply(Event::Review(review("sam", Verdict::Approve, 1))),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not approved")
+    };
+    let first = Grant::issue(
+        &approved,
+        GrantId::from_random([1; 16]),
+        at(2),
+        Duration::from_secs(60),
+        &key,
+    )
+    .unwrap();
+    let second = Grant::issue(
+        &approved,
+        GrantId::from_random([2; 16]),
+        at(3),
+        Duration::from_secs(60),
+        &key,
+    )
+    .unwrap();
+    for g in [&first, &second] {
+        store
+            .insert_grant(&g.claims, vec![draft("grant.issued", &approved)])
+            .await
+            .unwrap();
+    }
+    let consume = |grant: GrantId, digest, secs| {
+        store.consume_grant(
+            grant,
+            r.id,
+            digest,
+            at(secs),
+            vec![draft("grant.consumed", &approved)],
+        )
+    };
+    let other_digest = countersign_model::Digest::of(b"another action");
+    assert_eq!(
+        consume(first.claims.grant, other_digest, 4)
+            .await
+            .unwrap()
+            .0,
+        Consumed::WrongDigest
+    );
+    assert_eq!(
+        consume(GrantId::from_random([9; 16]), r.digest, 4)
+            .await
+            .unwrap()
+            .0,
+        Consumed::Unknown
+    );
+    assert_eq!(
+        consume(first.claims.grant, r.digest, 62).await.unwrap().0,
+        Consumed::Expired { at: at(62) }
+    );
+    let (ok, events) = consume(first.claims.grant, r.digest, 5).await.unwrap();
+    assert_eq!(ok, Consumed::Ok);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        consume(first.claims.grant, r.digest, 6).await.unwrap().0,
+        Consumed::AlreadyUsed { at: at(5) }
+    );
+    // Another grant of the same approval cannot run the action a second time.
+    assert_eq!(
+        consume(second.claims.grant, r.digest, 6).await.unwrap().0,
+        Consumed::AlreadyUsed { at: at(5) }
+    );
+}
+
+async fn the_audit_log_chains_and_is_checkpointed<S: Store>(store: S) {
+    assert_eq!(store.audit_head().await.unwrap(), None);
+    let r = request(40, "deploy-bot", 0);
+    store
+        .create_request(
+            &r,
+            vec![draft("request.created", &r), draft("request.notified", &r)],
+        )
+        .await
+        .unwrap();
+    store
+        .append_audit(vec![EventDraft::new(
+            at(1),
+            "policy.reloaded",
+            "the policy was reloaded",
+        )])
+        .await
+        .unwrap();
+    store
+        .update_request(r.id, apply(Event::Review(review("sam", Verdict::Deny, 2))))
+        .await
+        .unwrap();
+
+    let events = store.audit_after(0, 100).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let summary = verify(&events, None).unwrap();
+    assert_eq!(store.audit_head().await.unwrap(), summary.head);
+    let checkpoints = store.checkpoints().await.unwrap();
+    assert_eq!(
+        checkpoints.last().map(|c| c.seq),
+        Some(4),
+        "the last write was not checkpointed"
+    );
+    verify_with_checkpoints(&events, &checkpoints, &checkpoint_key().public_key()).unwrap();
+
+    assert_eq!(store.audit_after(2, 1).await.unwrap()[0].seq, 3);
+    let about_r: Vec<u64> = store
+        .audit_for_request(r.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(about_r, [1, 2, 4]);
+}

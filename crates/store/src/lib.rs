@@ -1,0 +1,130 @@
+//! Countersign's durable state: requests (with their reviews), grants, and the audit log.
+//!
+//! One trait, [`Store`], with one conformance suite ([`conformance`]) that every backend runs.
+//! Every write is one transaction, durable before it returns: when `Ok` comes back, the request,
+//! review, grant or audit event survives a crash of the process at any moment after. Each write
+//! that changes a request appends its audit events in the same transaction, so the log never
+//! misses a step and never records one that did not happen.
+
+pub mod conformance;
+mod error;
+mod sqlite;
+
+use async_trait::async_trait;
+use countersign_approval::{GrantClaims, Refusal, Request};
+use countersign_audit::{AuditEvent, ChainHead, Checkpoint, EventDraft};
+use countersign_model::ids::GrantId;
+use countersign_model::{Digest, RequestId, Timestamp};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// What a change to a request produces: the next request and the audit events that record it.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub request: Request,
+    pub audit: Vec<EventDraft>,
+}
+
+/// A change to one request, computed from its current stored state inside the transaction (so two
+/// reviews arriving together are applied one after the other, never both from the same state).
+pub type Transition = Box<dyn FnOnce(&Request) -> Result<Update, Refusal> + Send>;
+
+/// The result of [`Store::update_request`].
+#[derive(Debug, Clone)]
+pub enum Updated {
+    /// The change was made; the request as stored now, and the audit events written with it.
+    Applied {
+        request: Request,
+        events: Vec<AuditEvent>,
+    },
+    /// The approval core refused the change; nothing was written.
+    Refused { request: Request, refusal: Refusal },
+}
+
+/// The result of [`Store::consume_grant`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// First and only use: the action may run.
+    Ok,
+    /// This grant, or another grant of the same request, was consumed before.
+    AlreadyUsed {
+        at: Timestamp,
+    },
+    Expired {
+        at: Timestamp,
+    },
+    /// The grant approves a different action.
+    WrongDigest,
+    /// No such grant was issued.
+    Unknown,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    /// `pending`, `approved`, `denied`, `expired`, `cancelled`; `None` for all.
+    pub state: Option<String>,
+    /// Only requests whose requester is this principal.
+    pub requester: Option<String>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Seals and appends audit events after the current head of the log.
+    async fn append_audit(&self, drafts: Vec<EventDraft>) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Stores a new request with the audit events that record its creation.
+    async fn create_request(
+        &self,
+        request: &Request,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Applies `transition` to the stored request, atomically with its audit events.
+    async fn update_request(
+        &self,
+        id: RequestId,
+        transition: Transition,
+    ) -> Result<Updated, StoreError>;
+
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+
+    /// Requests, newest first.
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
+
+    /// The earliest deadline among pending requests.
+    async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Pending requests whose deadline is at or before `now`.
+    async fn due_requests(&self, now: Timestamp) -> Result<Vec<RequestId>, StoreError>;
+
+    /// Records a grant issued for an approved request.
+    async fn insert_grant(
+        &self,
+        claims: &GrantClaims,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Consumes a grant exactly once: at most one grant per request is ever consumed. The audit
+    /// events are written only if the grant is consumed.
+    async fn consume_grant(
+        &self,
+        grant: GrantId,
+        request: RequestId,
+        digest: Digest,
+        now: Timestamp,
+        audit: Vec<EventDraft>,
+    ) -> Result<(Consumed, Vec<AuditEvent>), StoreError>;
+
+    /// Audit events with `seq > after`, in order, at most `limit`.
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The audit events about one request, in order.
+    async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+
+    async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError>;
+}

@@ -1,0 +1,413 @@
+//! The SQLite backend: one file, WAL journal, `synchronous = FULL` so a commit is on disk before it
+//! is acknowledged. One writer connection behind a lock serialises every write (SQLite allows one
+//! writer at a time anyway) and owns the head of the audit chain; reads use a pool of readers,
+//! which WAL lets run beside the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use countersign_approval::{GrantClaims, Request};
+use countersign_audit::{AuditEvent, ChainHead, Checkpoint, EventDraft, seal};
+use countersign_model::ids::GrantId;
+use countersign_model::{Digest, RequestId, SecretKey, Timestamp};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::Mutex;
+
+use crate::{Consumed, RequestFilter, Store, StoreError, Transition, Update, Updated};
+
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    readers: SqlitePool,
+    /// Signs a checkpoint over the head of the log in every transaction that appends to it.
+    checkpoint_key: Option<SecretKey>,
+}
+
+struct Writer {
+    conn: SqliteConnection,
+    head: Option<ChainHead>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(
+        path: &Path,
+        checkpoint_key: Option<SecretKey>,
+    ) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = options.clone().connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut conn)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot update the database schema: {e}"))
+            })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let head = read_head(&mut conn).await?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Writer { conn, head }),
+            readers,
+            checkpoint_key,
+        })
+    }
+
+    /// Runs `work` in one write transaction. When it says commit, its audit drafts are sealed
+    /// after the head of the log and appended with a checkpoint, the transaction commits, and only
+    /// then does the in-memory head move; when it says abort, nothing is written.
+    async fn write<T, F>(&self, work: F) -> Result<(T, Vec<AuditEvent>), StoreError>
+    where
+        F: for<'t, 'c> FnOnce(&'t mut Tx<'c>) -> BoxedWork<'t, T>,
+    {
+        let mut writer = self.writer.lock().await;
+        let head = writer.head;
+        let mut tx = writer.conn.begin().await?;
+        match work(&mut tx).await? {
+            Work::Commit(value, drafts) => {
+                let (events, new_head) =
+                    append_in(&mut tx, head, drafts, self.checkpoint_key.as_ref()).await?;
+                tx.commit().await?;
+                writer.head = new_head;
+                Ok((value, events))
+            }
+            Work::Abort(value) => {
+                tx.rollback().await?;
+                Ok((value, Vec::new()))
+            }
+        }
+    }
+}
+
+/// What the body of a write decides.
+enum Work<T> {
+    Commit(T, Vec<EventDraft>),
+    Abort(T),
+}
+
+/// The body of a write: a future borrowing the transaction.
+type BoxedWork<'t, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Work<T>, StoreError>> + Send + 't>>;
+
+async fn read_head(conn: &mut SqliteConnection) -> Result<Option<ChainHead>, StoreError> {
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match body {
+        Some(body) => Some(serde_json::from_str::<AuditEvent>(&body)?.head()),
+        None => None,
+    })
+}
+
+async fn append_in(
+    tx: &mut Tx<'_>,
+    mut head: Option<ChainHead>,
+    drafts: Vec<EventDraft>,
+    key: Option<&SecretKey>,
+) -> Result<(Vec<AuditEvent>, Option<ChainHead>), StoreError> {
+    let mut events = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let event = seal(draft, head)?;
+        sqlx::query("INSERT INTO audit_events (seq, request_id, body) VALUES (?, ?, ?)")
+            .bind(
+                i64::try_from(event.seq)
+                    .map_err(|_| StoreError::Corrupt("audit sequence overflow".into()))?,
+            )
+            .bind(event.request_id.map(|id| id.to_string()))
+            .bind(serde_json::to_string(&event)?)
+            .execute(&mut **tx)
+            .await?;
+        head = Some(event.head());
+        events.push(event);
+    }
+    if let (Some(key), Some(last)) = (key, events.last()) {
+        let checkpoint = Checkpoint::sign(last.seq, last.hash, last.time, key)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, body) VALUES (?, ?)")
+            .bind(last.seq as i64)
+            .bind(serde_json::to_string(&checkpoint)?)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((events, head))
+}
+
+fn millis(t: Timestamp) -> i64 {
+    t.unix_millis()
+}
+
+async fn load_request(tx: &mut Tx<'_>, id: RequestId) -> Result<Request, StoreError> {
+    let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let body = body.ok_or(StoreError::UnknownRequest(id))?;
+    Ok(serde_json::from_str(&body)?)
+}
+
+async fn save_new_reviews(
+    tx: &mut Tx<'_>,
+    before: &Request,
+    after: &Request,
+) -> Result<(), StoreError> {
+    for review in &after.reviews[before.reviews.len().min(after.reviews.len())..] {
+        sqlx::query("INSERT INTO reviews (request_id, reviewer, verdict, channel, at, body) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(after.id.to_string())
+            .bind(&review.reviewer.id)
+            .bind(review.verdict.to_string())
+            .bind(serde_json::to_value(review.channel)?.as_str().unwrap_or_default().to_owned())
+            .bind(millis(review.at))
+            .bind(serde_json::to_string(review)?)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append_audit(&self, drafts: Vec<EventDraft>) -> Result<Vec<AuditEvent>, StoreError> {
+        let ((), events) = self
+            .write(|_| Box::pin(async { Ok(Work::Commit((), drafts)) }))
+            .await?;
+        Ok(events)
+    }
+
+    async fn create_request(
+        &self,
+        request: &Request,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let body = serde_json::to_string(request)?;
+        let request = request.clone();
+        let ((), events) = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let inserted = sqlx::query(
+                        "INSERT INTO requests (id, state, requester, created_at, expires_at, body) \
+                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(request.id.to_string())
+                    .bind(request.state.name())
+                    .bind(&request.action.principal.id)
+                    .bind(millis(request.created_at))
+                    .bind(millis(request.expires_at))
+                    .bind(body)
+                    .execute(&mut **tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::DuplicateRequest(request.id));
+                    }
+                    Ok(Work::Commit((), audit))
+                })
+            })
+            .await?;
+        Ok(events)
+    }
+
+    async fn update_request(
+        &self,
+        id: RequestId,
+        transition: Transition,
+    ) -> Result<Updated, StoreError> {
+        let (outcome, events) = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let current = load_request(tx, id).await?;
+                    let Update { request, audit } = match transition(&current) {
+                        Ok(update) => update,
+                        Err(refusal) => return Ok(Work::Abort(Err((current, refusal)))),
+                    };
+                    save_new_reviews(tx, &current, &request).await?;
+                    sqlx::query("UPDATE requests SET state = ?, body = ? WHERE id = ?")
+                        .bind(request.state.name())
+                        .bind(serde_json::to_string(&request)?)
+                        .bind(id.to_string())
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(Work::Commit(Ok(request), audit))
+                })
+            })
+            .await?;
+        Ok(match outcome {
+            Ok(request) => Updated::Applied { request, events },
+            Err((request, refusal)) => Updated::Refused { request, refusal },
+        })
+    }
+
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(match body {
+            Some(body) => Some(serde_json::from_str(&body)?),
+            None => None,
+        })
+    }
+
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM requests WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR requester = ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3",
+        )
+        .bind(filter.state.as_deref())
+        .bind(filter.requester.as_deref())
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.readers)
+        .await?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
+        let deadline: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(expires_at) FROM requests WHERE state = 'pending'")
+                .fetch_one(&self.readers)
+                .await?;
+        Ok(deadline.map(Timestamp::from_unix_millis))
+    }
+
+    async fn due_requests(&self, now: Timestamp) -> Result<Vec<RequestId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM requests WHERE state = 'pending' AND expires_at <= ? ORDER BY expires_at",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.readers)
+        .await?;
+        ids.iter()
+            .map(|id| RequestId::from_str(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    async fn insert_grant(
+        &self,
+        claims: &GrantClaims,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let claims = claims.clone();
+        let ((), events) = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO grants (id, request_id, digest, expires_at) VALUES (?, ?, ?, ?)")
+                        .bind(claims.grant.to_string())
+                        .bind(claims.request.to_string())
+                        .bind(claims.digest.to_string())
+                        .bind(millis(claims.expires_at))
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(Work::Commit((), audit))
+                })
+            })
+            .await?;
+        Ok(events)
+    }
+
+    async fn consume_grant(
+        &self,
+        grant: GrantId,
+        request: RequestId,
+        digest: Digest,
+        now: Timestamp,
+        audit: Vec<EventDraft>,
+    ) -> Result<(Consumed, Vec<AuditEvent>), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let row: Option<(String, String, i64)> =
+                    sqlx::query_as("SELECT request_id, digest, expires_at FROM grants WHERE id = ?")
+                        .bind(grant.to_string())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                // Any earlier consumption of any grant of this request: an approval runs once.
+                let earlier: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(consumed_at) FROM grants WHERE request_id = ? AND consumed_at IS NOT NULL",
+                )
+                .bind(request.to_string())
+                .fetch_one(&mut **tx)
+                .await?;
+                let verdict = match (row, earlier) {
+                    (None, _) => Consumed::Unknown,
+                    (Some((granted, _, _)), _) if granted != request.to_string() => Consumed::Unknown,
+                    (Some((_, granted, _)), _) if granted != digest.to_string() => Consumed::WrongDigest,
+                    (Some(_), Some(at)) => Consumed::AlreadyUsed { at: Timestamp::from_unix_millis(at) },
+                    (Some((_, _, expires_at)), None) if millis(now) >= expires_at => Consumed::Expired {
+                        at: Timestamp::from_unix_millis(expires_at),
+                    },
+                    (Some(_), None) => Consumed::Ok,
+                };
+                if verdict != Consumed::Ok {
+                    return Ok(Work::Abort(verdict));
+                }
+                sqlx::query("UPDATE grants SET consumed_at = ? WHERE id = ?")
+                    .bind(millis(now))
+                    .bind(grant.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Work::Commit(Consumed::Ok, audit))
+            })
+        })
+        .await
+    }
+
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let bodies: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.readers)
+                .await?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        let bodies: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM audit_events WHERE request_id = ? ORDER BY seq")
+                .bind(id.to_string())
+                .fetch_all(&self.readers)
+                .await?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let bodies: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM audit_checkpoints ORDER BY seq")
+                .fetch_all(&self.readers)
+                .await?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
+        Ok(self.writer.lock().await.head)
+    }
+}
