@@ -15,7 +15,7 @@ use crate::condition::Condition;
 use crate::decision::{Outcome, Requirement};
 use crate::glob::Glob;
 use crate::index::{IndexEntry, RuleIndex};
-use crate::source::{ApproversSource, MatchSource, Patterns, PolicySource, RuleSource, line_of};
+use crate::source::{ApproversSource, Lines, MatchSource, Patterns, PolicySource, RuleSource};
 
 /// How long a request stays open when neither its rule nor the policy says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -174,6 +174,7 @@ impl Policy {
 
 struct Compiler<'t> {
     text: &'t str,
+    lines: Lines,
     errors: Vec<PolicyError>,
     env: Arc<Env>,
 }
@@ -182,13 +183,14 @@ impl<'t> Compiler<'t> {
     fn new(text: &'t str) -> Self {
         Compiler {
             text,
+            lines: Lines::new(text),
             errors: Vec::new(),
             env: Arc::new(Env::stdlib()),
         }
     }
 
     fn line(&self, span: Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.lines.line_of(span.start)
     }
 
     fn error(&mut self, line: usize, subject: Option<String>, message: impl Into<String>) {

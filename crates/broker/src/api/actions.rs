@@ -1,0 +1,180 @@
+//! `POST /v1/actions`: evaluate an action against the policy in force. Allowed and denied actions
+//! answer once their audit event is durable; gated ones open a request, and may wait for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State as AxumState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use countersign_approval::Request;
+use countersign_model::{Action, Chain};
+use countersign_policy::Outcome;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::requests::{decided_view, wait_for_decision};
+use super::{Body, Caller, wait_duration};
+use crate::error::ApiError;
+use crate::state::{State, draft, new_request_id, now};
+use crate::views::view;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    kind: String,
+    resource: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default = "empty_object")]
+    details: Value,
+    #[serde(default)]
+    justification: Option<String>,
+    #[serde(default)]
+    on_behalf_of: Option<Vec<String>>,
+    #[serde(default)]
+    started_by: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateQuery {
+    wait: Option<String>,
+}
+
+/// The longest a gated call may block in one request.
+const MAX_WAIT_SECS: u64 = 60;
+
+pub async fn evaluate(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(query): Query<EvaluateQuery>,
+    Body(body): Body<ActionBody>,
+) -> Result<Response, ApiError> {
+    let principal = &caller.0;
+    let on_behalf_of = match body.on_behalf_of {
+        None => principal.acts_for.clone(),
+        Some(named) => {
+            if let Some(stranger) = named.iter().find(|h| !principal.acts_for.contains(h)) {
+                return Err(ApiError::forbidden(format!(
+                    "{} may not act for {stranger}: the configuration lets it act for {}",
+                    principal.id,
+                    if principal.acts_for.is_empty() {
+                        "nobody".to_owned()
+                    } else {
+                        principal.acts_for.join(", ")
+                    }
+                )));
+            }
+            named
+        }
+    };
+    let action = Action {
+        kind: body.kind,
+        resource: body.resource,
+        labels: body.labels,
+        details: body.details,
+        principal: Chain {
+            id: principal.id.clone(),
+            kind: principal.kind,
+            on_behalf_of,
+            started_by: body.started_by,
+        },
+        justification: body.justification,
+    };
+    action
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
+    let wait = query
+        .wait
+        .as_deref()
+        .map(|w| wait_duration(w, MAX_WAIT_SECS))
+        .transpose()?;
+    let digest = action
+        .digest()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let policy = state.policy();
+    let decision = policy.decide(&action);
+    state.metrics.decision(decision.outcome);
+    let at = now();
+    let record = json!({
+        "digest": digest,
+        "rules": decision.rules,
+        "policy": policy.hash(),
+        "action": action,
+    });
+    let answer = json!({
+        "decision": decision.outcome,
+        "rules": decision.rules,
+        "explanation": decision.explanation,
+        "digest": digest,
+    });
+
+    match decision.outcome {
+        Outcome::Allow | Outcome::Deny => {
+            let kind = if decision.outcome == Outcome::Allow {
+                "action.allowed"
+            } else {
+                "action.denied"
+            };
+            let event = draft(at, kind, &principal.id, None, decision.explanation.clone())
+                .with_data(record);
+            state.audit.append(event).await.map_err(|e| {
+                state.metrics.store_error();
+                ApiError::unavailable(&e)
+            })?;
+            if decision.outcome == Outcome::Allow {
+                Ok((StatusCode::OK, Json(answer)).into_response())
+            } else {
+                let error = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "denied",
+                    decision.explanation.clone(),
+                );
+                let mut body = answer;
+                body["error"] = error.body()["error"].clone();
+                Ok((StatusCode::FORBIDDEN, Json(body)).into_response())
+            }
+        }
+        Outcome::RequireApproval => {
+            let id = new_request_id()
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+            let request = Request::open(id, action, decision, at)
+                .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
+            let created = draft(
+                at,
+                "request.created",
+                &principal.id,
+                Some(id),
+                request.decision.explanation.clone(),
+            )
+            .with_data(record);
+            state
+                .store
+                .create_request(&request, vec![created])
+                .await
+                .map_err(|e| {
+                    state.metrics.store_error();
+                    ApiError::from(e)
+                })?;
+            state.metrics.request_opened();
+            state.deadlines.notify_one();
+            let shown = match wait {
+                Some(wait) => {
+                    let latest = wait_for_decision(&state, id, wait).await?;
+                    decided_view(&state, &caller, &latest).await?
+                }
+                None => view(&request, None),
+            };
+            let mut body = answer;
+            body["request"] =
+                serde_json::to_value(shown).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The audit log over HTTP: read it, verify it, export it, and let enforcement points append what
+//! they decided locally. Nobody can change or delete an event through any of these.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State as AxumState};
+use axum::http::header;
+use axum::response::IntoResponse;
+use countersign_audit::{AuditEvent, render_export, verify_with_checkpoints};
+use countersign_model::RequestId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Caller};
+use crate::error::ApiError;
+use crate::state::{State, draft, now};
+
+/// Event types an enforcement point may report.
+const REPORTABLE: [&str; 3] = ["action.allowed", "action.denied", "action.outcome"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_human("read the audit log")?;
+    let after = query.after.unwrap_or(0);
+    let events = state
+        .store
+        .audit_after(after, query.limit.unwrap_or(500).clamp(1, 5000))
+        .await?;
+    let last = events.last().map_or(after, |e| e.seq);
+    let checkpoints: Vec<_> = state
+        .store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .filter(|c| c.seq > after && c.seq <= last)
+        .collect();
+    Ok(Json(
+        json!({ "events": events, "checkpoints": checkpoints }),
+    ))
+}
+
+/// Every event of the log, read in pages.
+async fn all_events(state: &State) -> Result<Vec<AuditEvent>, ApiError> {
+    let mut events = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |e: &AuditEvent| e.seq);
+        let page = state.store.audit_after(after, 10_000).await?;
+        if page.is_empty() {
+            return Ok(events);
+        }
+        events.extend(page);
+    }
+}
+
+pub async fn verify(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_human("verify the audit log")?;
+    let events = all_events(&state).await?;
+    let checkpoints = state.store.checkpoints().await?;
+    Ok(Json(
+        match verify_with_checkpoints(&events, &checkpoints, &state.public_key) {
+            Ok(summary) => {
+                json!({ "ok": true, "events": summary.count, "head": summary.head, "checkpoints": checkpoints.len() })
+            }
+            Err(error) => json!({ "ok": false, "error": error.to_string(), "seq": error.seq() }),
+        },
+    ))
+}
+
+pub async fn export(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_human("export the audit log")?;
+    let events = all_events(&state).await?;
+    let checkpoints = state.store.checkpoints().await?;
+    let text =
+        render_export(&events, &checkpoints).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text))
+}
+
+pub async fn key(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<Value> {
+    Json(json!({ "public_key": state.public_key }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    request_id: Option<RequestId>,
+    #[serde(default)]
+    data: Option<Value>,
+    explanation: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendBody {
+    events: Vec<ReportedEvent>,
+}
+
+pub async fn append(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Body(body): Body<AppendBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.events.len() > 1000 {
+        return Err(ApiError::bad_request("at most 1000 events per call"));
+    }
+    let at = now();
+    let mut drafts = Vec::with_capacity(body.events.len());
+    for (i, event) in body.events.into_iter().enumerate() {
+        if !REPORTABLE.contains(&event.kind.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "events[{i}]: type '{}' cannot be reported (expected one of {})",
+                event.kind,
+                REPORTABLE.join(", ")
+            )));
+        }
+        let mut data = event.data.unwrap_or_else(|| json!({}));
+        if !data.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "events[{i}]: data must be a JSON object"
+            )));
+        }
+        data["reported_by"] = json!(caller.0.id);
+        drafts.push(
+            draft(
+                at,
+                &event.kind,
+                &caller.0.id,
+                event.request_id,
+                event.explanation,
+            )
+            .with_data(data),
+        );
+    }
+    let count = drafts.len();
+    state
+        .store
+        .append_audit(drafts)
+        .await
+        .map_err(|e| match e {
+            countersign_store::StoreError::Audit(seal) => ApiError::bad_request(seal.to_string()),
+            other => ApiError::from(other),
+        })?;
+    Ok(Json(json!({ "appended": count })))
+}

@@ -1,0 +1,88 @@
+//! `POST /v1/grants/consume`: the enforcement point's last check before it runs an approved
+//! action. The grant must be signed by this broker, bound to the digest of the action about to run,
+//! unexpired, and unused: an approval runs at most once.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use countersign_approval::Grant;
+use countersign_model::Digest;
+use countersign_store::Consumed;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Caller};
+use crate::error::ApiError;
+use crate::state::{State, draft, now};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeBody {
+    token: String,
+    digest: Digest,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "grant_invalid", message)
+}
+
+pub async fn consume(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Body(body): Body<ConsumeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let at = now();
+    let claims = Grant::verify(&body.token, &state.public_key, &body.digest, None, at)
+        .map_err(|e| invalid(e.to_string()))?;
+    let request = state
+        .store
+        .get_request(claims.request)
+        .await?
+        .ok_or_else(|| {
+            invalid(format!(
+                "the grant names request {}, which does not exist",
+                claims.request
+            ))
+        })?;
+    if request.action.principal.id != caller.0.id {
+        return Err(invalid(format!(
+            "the grant was issued to {}, not to {}",
+            request.action.principal.id, caller.0.id
+        )));
+    }
+    let consumed = draft(
+        at,
+        "grant.consumed",
+        &caller.0.id,
+        Some(request.id),
+        format!(
+            "{} used the approval of request {} to run the action with digest {}.",
+            caller.0.id, request.id, body.digest
+        ),
+    )
+    .with_data(json!({ "grant": claims.grant, "digest": body.digest }));
+    let (verdict, _) = state
+        .store
+        .consume_grant(claims.grant, request.id, body.digest, at, vec![consumed])
+        .await
+        .map_err(|e| {
+            state.metrics.store_error();
+            ApiError::from(e)
+        })?;
+    match verdict {
+        Consumed::Ok => Ok(Json(json!({ "consumed": true, "request": request.id }))),
+        Consumed::AlreadyUsed { at } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "grant_used",
+            format!(
+                "the approval of request {} was already used at {at}; an approval runs once",
+                request.id
+            ),
+        )),
+        Consumed::Expired { at } => Err(invalid(format!("the grant expired at {at}"))),
+        Consumed::WrongDigest => Err(invalid("the grant approves a different action")),
+        Consumed::Unknown => Err(invalid("this broker never issued that grant")),
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP API v1 (docs/api.md): the router and the extractors every handler shares.
+
+mod actions;
+mod audit;
+mod grants;
+mod requests;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use countersign_model::{PrincipalKind, RequestId};
+use serde::de::DeserializeOwned;
+
+use crate::config::Principal;
+use crate::error::ApiError;
+use crate::state::State;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 256 * 1024;
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v1/actions", post(actions::evaluate))
+        .route("/v1/requests", get(requests::list))
+        .route("/v1/requests/{id}", get(requests::show))
+        .route("/v1/requests/{id}/wait", get(requests::wait))
+        .route("/v1/requests/{id}/reviews", post(requests::review))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/requests/{id}/outcome", post(requests::outcome))
+        .route("/v1/grants/consume", post(grants::consume))
+        .route("/v1/policy", get(system::policy))
+        .route("/v1/whoami", get(system::whoami))
+        .route("/v1/admin/policy/reload", post(system::reload))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/events", post(audit::append))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/audit/key", get(audit::key))
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint; see /openapi.json for the API")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The authenticated principal making the call.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Principal>);
+
+impl Caller {
+    pub fn is_human(&self) -> bool {
+        self.0.kind == PrincipalKind::Human
+    }
+
+    pub fn require_human(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_human() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} is an agent; only humans can {what}",
+                self.0.id
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<State>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<State>,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthenticated =
+            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("no token: send Authorization: Bearer TOKEN"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header must be: Bearer TOKEN"))?;
+        state
+            .principal_by_token(token.trim())
+            .map(Caller)
+            .ok_or_else(|| {
+                unauthenticated(
+                    "unknown token: check COUNTERSIGN_TOKEN, or ask an administrator for one",
+                )
+            })
+    }
+}
+
+/// A JSON body whose problems become a 400 (or 413) that says what is wrong.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the request body is larger than {} KiB", MAX_BODY / 1024),
+                ))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+                "send the body as JSON with Content-Type: application/json",
+            )),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the request body is not valid: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// Parses a request id from the path, or answers 400 naming the expected form.
+pub fn request_id(text: &str) -> Result<RequestId, ApiError> {
+    text.parse()
+        .map_err(|e: countersign_model::IdError| ApiError::bad_request(e.to_string()))
+}
+
+/// Parses `30s`, `2m`… for `wait` and `timeout` parameters, capped at `max_secs`.
+pub fn wait_duration(text: &str, max_secs: u64) -> Result<std::time::Duration, ApiError> {
+    let d = countersign_model::parse_duration(text)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(d.min(std::time::Duration::from_secs(max_secs)))
+}

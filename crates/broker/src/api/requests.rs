@@ -1,0 +1,393 @@
+//! Requests: list, show, wait for a decision, review, cancel, and record the outcome.
+//! Reviews and cancellations go through the approval core inside one store transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use countersign_approval::{
+    Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
+    State as RequestState, Verdict,
+};
+use countersign_model::RequestId;
+use countersign_store::{RequestFilter, Update, Updated};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Body, Caller, request_id, wait_duration};
+use crate::error::ApiError;
+use crate::state::{State, draft, new_grant_id, now};
+use crate::views::{GrantView, RequestView, view};
+
+/// The longest one wait call blocks; clients call again to wait longer.
+const MAX_WAIT_SECS: u64 = 60;
+
+/// Loads a request the caller may see: humans see every request, agents their own.
+async fn visible(state: &State, caller: &Caller, id: RequestId) -> Result<Request, ApiError> {
+    let request = state
+        .store
+        .get_request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("request {id} does not exist")))?;
+    if caller.is_human() || request.action.principal.id == caller.0.id {
+        Ok(request)
+    } else {
+        Err(ApiError::not_found(format!("request {id} does not exist")))
+    }
+}
+
+/// Waits until the request is decided or `timeout` passes; returns it as it then stands.
+pub async fn wait_for_decision(
+    state: &State,
+    id: RequestId,
+    timeout: Duration,
+) -> Result<Request, ApiError> {
+    let deadline = Instant::now() + timeout;
+    // Subscribe before reading, so a decision landing in between still wakes us.
+    let mut changes = state.waiters.subscribe(id);
+    loop {
+        let request = state
+            .store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("request {id} does not exist")))?;
+        if !request.state.is_pending() {
+            return Ok(request);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            // Timed out, or the channel closed: answer with the request as it stands.
+            _ => return Ok(request),
+        }
+    }
+}
+
+/// The view of a request after waiting; the requester of an approved request also gets a grant.
+pub async fn decided_view(
+    state: &State,
+    caller: &Caller,
+    request: &Request,
+) -> Result<RequestView, ApiError> {
+    let is_requester = request.action.principal.id == caller.0.id;
+    if !is_requester || !matches!(request.state, RequestState::Approved { .. }) {
+        return Ok(view(request, None));
+    }
+    let at = now();
+    let grant_id = new_grant_id()
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string()))?;
+    let issued = draft(
+        at,
+        "grant.issued",
+        &caller.0.id,
+        Some(request.id),
+        format!(
+            "A grant for request {} was issued to {}, valid until {}, for the action with digest {}.",
+            request.id, caller.0.id, grant.claims.expires_at, request.digest
+        ),
+    )
+    .with_data(json!({ "grant": grant.claims.grant, "expires_at": grant.claims.expires_at }));
+    state
+        .store
+        .insert_grant(&grant.claims, vec![issued])
+        .await?;
+    Ok(view(
+        request,
+        Some(GrantView {
+            token: grant.token,
+            expires_at: grant.claims.expires_at,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = &query.state {
+        if !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "state '{s}' is not one of pending, approved, denied, expired, cancelled"
+            )));
+        }
+    }
+    let filter = RequestFilter {
+        state: query.state,
+        requester: (!caller.is_human()).then(|| caller.0.id.clone()),
+        limit: query.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let requests = state.store.list_requests(&filter).await?;
+    let views: Vec<RequestView> = requests.iter().map(|r| view(r, None)).collect();
+    Ok(Json(json!({ "requests": views })))
+}
+
+pub async fn show(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let request = visible(&state, &caller, request_id(&id)?).await?;
+    Ok(Json(view(&request, None)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    timeout: Option<String>,
+}
+
+pub async fn wait(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> Result<Json<RequestView>, ApiError> {
+    let id = request_id(&id)?;
+    visible(&state, &caller, id).await?;
+    let timeout = wait_duration(query.timeout.as_deref().unwrap_or("30s"), MAX_WAIT_SECS)?;
+    let request = wait_for_decision(&state, id, timeout).await?;
+    Ok(Json(decided_view(&state, &caller, &request).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    verdict: Verdict,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Applies one event to a request through the core, records it, wakes waiters; refusals are
+/// recorded too (an attempted self-approval is worth an auditor's eye) and answered with the reason.
+async fn transition(
+    state: &State,
+    caller: &Caller,
+    id: RequestId,
+    event: Event,
+    describe: String,
+) -> Result<Request, ApiError> {
+    let at = now();
+    let actor = caller.0.id.clone();
+    let kind = match &event {
+        Event::Review(r) if r.verdict == Verdict::Approve => "review.approved",
+        Event::Review(_) => "review.denied",
+        Event::Cancel { .. } => "request.cancelled",
+        Event::Expire { .. } => "request.expired",
+    };
+    let recorded = describe.clone();
+    let outcome =
+        state
+            .store
+            .update_request(
+                id,
+                Box::new(move |current: &Request| {
+                    let next = current.apply(&event)?;
+                    let mut audit = vec![draft(at, kind, &actor, Some(id), recorded)];
+                    match &next.state {
+                    RequestState::Approved { .. } => audit.push(draft(
+                        at,
+                        "request.approved",
+                        &actor,
+                        Some(id),
+                        format!("Request {id} is approved: every requirement is met."),
+                    )),
+                    RequestState::Denied { by, .. } if kind == "review.denied" => audit.push(draft(
+                        at,
+                        "request.denied",
+                        &actor,
+                        Some(id),
+                        format!("Request {id} is denied: {by} denied it. The action will not run."),
+                    )),
+                    _ => {}
+                }
+                    Ok(Update {
+                        request: next,
+                        audit,
+                    })
+                }),
+            )
+            .await
+            .map_err(|e| {
+                state.metrics.store_error();
+                ApiError::from(e)
+            })?;
+    match outcome {
+        Updated::Applied { request, .. } => {
+            if !request.state.is_pending() {
+                state.metrics.request_closed(request.created_at.until(at));
+            }
+            state.waiters.notify(id);
+            Ok(request)
+        }
+        Updated::Refused { refusal, .. } => {
+            let refused = draft(
+                at,
+                "review.refused",
+                &caller.0.id,
+                Some(id),
+                format!("Refused: {describe}. Reason: {refusal}."),
+            );
+            // Best effort: the refusal itself is answered whatever happens to its record.
+            if let Err(error) = state.audit.append(refused).await {
+                tracing::error!(%error, "cannot record a refused review");
+            }
+            Err(ApiError::from(refusal))
+        }
+    }
+}
+
+pub async fn review(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<ReviewBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let id = request_id(&id)?;
+    if !caller.is_human() {
+        let refusal = countersign_approval::Refusal::Agent {
+            reviewer: caller.0.id.clone(),
+        };
+        let attempt = draft(
+            now(),
+            "review.refused",
+            &caller.0.id,
+            Some(id),
+            format!("Refused: {refusal}."),
+        );
+        // Best effort: the refusal itself is answered whatever happens to its record.
+        if let Err(error) = state.audit.append(attempt).await {
+            tracing::error!(%error, "cannot record a refused review");
+        }
+        return Err(ApiError::from(refusal));
+    }
+    if body
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 2000)
+    {
+        return Err(ApiError::bad_request(
+            "the comment is longer than 2000 characters",
+        ));
+    }
+    // The CLI says so; anything else through the API is the API.
+    let channel = match headers
+        .get("x-countersign-channel")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("cli") => Channel::Cli,
+        _ => Channel::Api,
+    };
+    let principal = &caller.0;
+    let review = Review {
+        reviewer: Reviewer {
+            id: principal.id.clone(),
+            kind: principal.kind,
+            groups: principal.groups.clone(),
+            authentication: Authentication::ApiToken,
+        },
+        verdict: body.verdict,
+        comment: body.comment.clone(),
+        channel,
+        at: now(),
+    };
+    let comment = body
+        .comment
+        .map(|c| format!(" with the comment \"{c}\""))
+        .unwrap_or_default();
+    let describe = format!(
+        "{} chose to {} request {id}{comment}",
+        principal.id, body.verdict
+    );
+    let request = transition(&state, &caller, id, Event::Review(review), describe).await?;
+    Ok(Json(view(&request, None)))
+}
+
+pub async fn cancel(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let id = request_id(&id)?;
+    visible(&state, &caller, id).await?;
+    let describe = format!(
+        "{} cancelled request {id}; the action will not run",
+        caller.0.id
+    );
+    let event = Event::Cancel {
+        by: caller.0.id.clone(),
+        at: now(),
+    };
+    let request = transition(&state, &caller, id, event, describe).await?;
+    Ok(Json(view(&request, None)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBody {
+    status: OutcomeStatus,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum OutcomeStatus {
+    Ran,
+    Failed,
+}
+
+pub async fn outcome(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<OutcomeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = request_id(&id)?;
+    let request = visible(&state, &caller, id).await?;
+    if request.action.principal.id != caller.0.id {
+        return Err(ApiError::forbidden(format!(
+            "only the requester ({}) records the outcome of request {id}",
+            request.action.principal.id
+        )));
+    }
+    let summary: String = body
+        .summary
+        .unwrap_or_default()
+        .chars()
+        .take(1000)
+        .collect();
+    let verb = match body.status {
+        OutcomeStatus::Ran => "ran",
+        OutcomeStatus::Failed => "failed",
+    };
+    let exit = body
+        .exit_code
+        .map(|c| format!(" with exit status {c}"))
+        .unwrap_or_default();
+    let event = draft(
+        now(),
+        "action.outcome",
+        &caller.0.id,
+        Some(id),
+        format!("The action of request {id} {verb}{exit}."),
+    )
+    .with_data(json!({ "status": body.status, "exit_code": body.exit_code, "summary": summary }));
+    state.store.append_audit(vec![event]).await?;
+    state.waiters.notify(id);
+    Ok(Json(json!({ "recorded": true })))
+}

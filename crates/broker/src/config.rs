@@ -1,0 +1,210 @@
+//! The broker's configuration file (TOML), parsed and checked. Reading the file is the binary's
+//! job; this module turns its text into settings, or into errors that name the key and the fix.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use countersign_model::PrincipalKind;
+use countersign_model::action::is_valid_principal_id;
+use countersign_model::digest::hex_decode;
+use serde::Deserialize;
+
+/// Where the broker listens when the configuration does not say.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    listen: Option<String>,
+    /// The URL reviewers use to reach this broker, for links in messages.
+    #[serde(default)]
+    public_url: Option<String>,
+    data_dir: String,
+    policy: String,
+    #[serde(default)]
+    signing_key: Option<String>,
+    #[serde(default)]
+    principals: Vec<PrincipalEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalEntry {
+    id: String,
+    kind: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    email: Option<String>,
+    token_sha256: String,
+    #[serde(default)]
+    acts_for: Vec<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// A principal of the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub groups: BTreeSet<String>,
+    pub email: Option<String>,
+    /// The humans an agent may act for.
+    pub acts_for: Vec<String>,
+    /// May reload the policy (humans only).
+    pub admin: bool,
+}
+
+/// The configuration, checked. Paths are as written; the binary resolves them against the
+/// configuration file's directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub policy: PathBuf,
+    /// Where the signing key lives; `signing.key` in the data directory unless set.
+    pub signing_key: PathBuf,
+    pub principals: Vec<Principal>,
+    /// SHA-256 of each principal's API token → its index in `principals`.
+    pub tokens: HashMap<[u8; 32], usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        "line {}: ",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            ConfigError(vec![format!("{line}{}", e.message().trim_end())])
+        })?;
+        let mut errors = Vec::new();
+        let listen_text = file
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "listen: '{listen_text}' is not an address and port (write e.g. listen = \"127.0.0.1:8750\")"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8750))
+        });
+        let public_url = file
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            errors.push(format!(
+                "public_url: '{public_url}' must start with http:// or https://"
+            ));
+        }
+        if file.data_dir.trim().is_empty() {
+            errors.push("data_dir is empty: name the directory where Countersign keeps its database and key".into());
+        }
+        let mut principals = Vec::new();
+        let mut tokens = HashMap::new();
+        let mut ids = BTreeSet::new();
+        for (i, entry) in file.principals.iter().enumerate() {
+            let at = format!("principals[{i}] ('{}')", entry.id);
+            if !is_valid_principal_id(&entry.id) {
+                errors.push(format!(
+                    "{at}: id must be 1 to 128 letters, digits or . _ @ + : -"
+                ));
+            }
+            if !ids.insert(entry.id.clone()) {
+                errors.push(format!(
+                    "{at}: the id '{}' is used twice; principal ids must be unique",
+                    entry.id
+                ));
+            }
+            let kind = match entry.kind.as_str() {
+                "agent" => PrincipalKind::Agent,
+                "human" => PrincipalKind::Human,
+                other => {
+                    errors.push(format!("{at}: kind '{other}' is not agent or human"));
+                    PrincipalKind::Agent
+                }
+            };
+            match hex_decode(&entry.token_sha256).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                Some(hash) => {
+                    if tokens.insert(hash, principals.len()).is_some() {
+                        errors.push(format!("{at}: token_sha256 is the same as another principal's; give each its own token"));
+                    }
+                }
+                None => errors.push(format!(
+                    "{at}: token_sha256 must be the 64 hex digits of the SHA-256 of the token \
+                     (e.g. printf %s TOKEN | sha256sum); never put the token itself in the file"
+                )),
+            }
+            if kind == PrincipalKind::Human && !entry.acts_for.is_empty() {
+                errors.push(format!(
+                    "{at}: acts_for is only for agents; a human acts for themselves"
+                ));
+            }
+            if kind == PrincipalKind::Agent && entry.admin {
+                errors.push(format!(
+                    "{at}: admin = true is only for humans; agents can never change the policy"
+                ));
+            }
+            for name in entry.groups.iter().chain(&entry.acts_for) {
+                if !is_valid_principal_id(name) {
+                    errors.push(format!(
+                        "{at}: '{name}' is not a valid group or principal name"
+                    ));
+                }
+            }
+            principals.push(Principal {
+                id: entry.id.clone(),
+                kind,
+                groups: entry.groups.iter().cloned().collect(),
+                email: entry.email.clone(),
+                acts_for: entry.acts_for.clone(),
+                admin: entry.admin,
+            });
+        }
+        for p in &principals {
+            for human in &p.acts_for {
+                match principals.iter().find(|q| &q.id == human) {
+                    Some(q) if q.kind == PrincipalKind::Human => {}
+                    Some(_) => errors.push(format!(
+                        "principal '{}': acts_for names '{human}', which is not a human",
+                        p.id
+                    )),
+                    None => errors.push(format!(
+                        "principal '{}': acts_for names '{human}', who is not in principals",
+                        p.id
+                    )),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        let data_dir = PathBuf::from(&file.data_dir);
+        Ok(Config {
+            listen,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            signing_key: file
+                .signing_key
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("signing.key")),
+            data_dir,
+            policy: PathBuf::from(file.policy),
+            principals,
+            tokens,
+        })
+    }
+}

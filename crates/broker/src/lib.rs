@@ -1,0 +1,150 @@
+//! The Countersign broker: the HTTP API (docs/api.md) over the store, the policy and the approval
+//! core, with waiters, the expiry timer, group-committed audit and metrics.
+//!
+//! This crate opens sockets and talks to the store, but reads no file and no environment: the
+//! binary hands it the configuration, the policy's text (and a way to read it again), the store
+//! and the signing key.
+
+mod api;
+mod audit_batch;
+pub mod config;
+mod error;
+mod expiry;
+mod metrics;
+mod state;
+mod views;
+mod waiters;
+
+use std::sync::{Arc, RwLock};
+
+use countersign_model::{Digest, SecretKey};
+use countersign_policy::Policy;
+use countersign_store::{RequestFilter, Store};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use config::{Config, ConfigError, Principal};
+pub use state::PolicyLoader;
+
+use crate::audit_batch::AuditBatcher;
+use crate::metrics::Metrics;
+use crate::state::{State, draft, now};
+use crate::waiters::Waiters;
+
+/// A running broker's shared state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    state: Arc<State>,
+}
+
+impl Broker {
+    /// Builds the broker and starts its background tasks (expiry, audit batching). Must be called
+    /// inside a tokio runtime.
+    pub async fn start(
+        config: &Config,
+        policy: Policy,
+        load_policy: PolicyLoader,
+        store: Arc<dyn Store>,
+        key: SecretKey,
+    ) -> Result<Broker, countersign_store::StoreError> {
+        let pending = store
+            .list_requests(&RequestFilter {
+                state: Some("pending".into()),
+                requester: None,
+                limit: u32::MAX,
+            })
+            .await?
+            .len();
+        let state = Arc::new(State {
+            policy: RwLock::new(Arc::new(policy)),
+            load_policy,
+            audit: AuditBatcher::start(Arc::clone(&store)),
+            store,
+            public_key: key.public_key(),
+            key,
+            principals: config.principals.iter().cloned().map(Arc::new).collect(),
+            tokens: config.tokens.clone(),
+            waiters: Waiters::default(),
+            deadlines: Notify::new(),
+            metrics: Metrics::default(),
+            public_url: config.public_url.clone(),
+        });
+        state
+            .metrics
+            .set_pending(i64::try_from(pending).unwrap_or(i64::MAX));
+        expiry::start(Arc::clone(&state));
+        Ok(Broker { state })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        api::router(Arc::clone(&self.state))
+    }
+
+    /// Serves the API on `listener` until the future is dropped.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Re-reads and applies the policy (on SIGHUP); a broken policy is refused and the old one
+    /// stays in force. Either way the attempt is audited.
+    pub async fn reload_policy(&self, by: &str) -> Result<Digest, String> {
+        reload_policy(&self.state, by).await
+    }
+
+    pub fn policy_hash(&self) -> Digest {
+        self.state.policy().hash()
+    }
+}
+
+pub(crate) async fn reload_policy(state: &State, by: &str) -> Result<Digest, String> {
+    let at = now();
+    let previous = state.policy().hash();
+    let loaded = (state.load_policy)().and_then(|text| {
+        Policy::parse(&text).map_err(|errors| {
+            format!("the new policy was refused, the old one stays in force:\n{errors}")
+        })
+    });
+    match loaded {
+        Ok(policy) => {
+            let hash = policy.hash();
+            let event = draft(
+                at,
+                "policy.reloaded",
+                by,
+                None,
+                format!("{by} reloaded the policy: {previous} was replaced by {hash}."),
+            )
+            .with_data(
+                json!({ "previous": previous, "hash": hash, "rules": policy.rules().len() }),
+            );
+            // The new policy applies only once its adoption is on record.
+            state
+                .store
+                .append_audit(vec![event])
+                .await
+                .map_err(|e| e.to_string())?;
+            *state
+                .policy
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policy);
+            tracing::info!(%hash, %by, "policy reloaded");
+            Ok(hash)
+        }
+        Err(errors) => {
+            let event = draft(
+                at,
+                "policy.reload_refused",
+                by,
+                None,
+                format!("{by} tried to reload the policy; {errors}"),
+            )
+            .with_data(json!({ "in_force": previous }));
+            if let Err(error) = state.store.append_audit(vec![event]).await {
+                tracing::error!(%error, "cannot record a refused policy reload");
+            }
+            tracing::warn!(%errors, "policy reload refused");
+            Err(errors)
+        }
+    }
+}

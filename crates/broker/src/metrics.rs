@@ -1,0 +1,122 @@
+//! Prometheus metrics, kept in atomics and written in the text exposition format by hand: four
+//! families do not justify a metrics framework.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use countersign_policy::Outcome;
+
+/// Upper bounds, in seconds, of the time-to-decision histogram.
+const BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    decisions: [AtomicU64; 3],
+    pending: AtomicI64,
+    decided_buckets: [AtomicU64; BUCKETS.len()],
+    decided_count: AtomicU64,
+    decided_sum_millis: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+fn index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Allow => 0,
+        Outcome::RequireApproval => 1,
+        Outcome::Deny => 2,
+    }
+}
+
+impl Metrics {
+    pub fn decision(&self, outcome: Outcome) {
+        self.decisions[index(outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_pending(&self, n: i64) {
+        self.pending.store(n, Ordering::Relaxed);
+    }
+
+    pub fn request_opened(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pending request reached a final state after `waited`.
+    pub fn request_closed(&self, waited: Duration) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        let secs = waited.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.decided_buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.decided_count.fetch_add(1, Ordering::Relaxed);
+        self.decided_sum_millis.fetch_add(
+            u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP countersign_decisions_total Policy decisions, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE countersign_decisions_total counter");
+        for outcome in [Outcome::Allow, Outcome::RequireApproval, Outcome::Deny] {
+            let n = self.decisions[index(outcome)].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "countersign_decisions_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP countersign_requests_pending Requests waiting for a decision."
+        );
+        let _ = writeln!(out, "# TYPE countersign_requests_pending gauge");
+        let _ = writeln!(
+            out,
+            "countersign_requests_pending {}",
+            self.pending.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP countersign_time_to_decision_seconds From a request's creation to its final state."
+        );
+        let _ = writeln!(out, "# TYPE countersign_time_to_decision_seconds histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.decided_buckets) {
+            let _ = writeln!(
+                out,
+                "countersign_time_to_decision_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.decided_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "countersign_time_to_decision_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.decided_sum_millis.load(Ordering::Relaxed) as f64 / 1000.0;
+        let _ = writeln!(out, "countersign_time_to_decision_seconds_sum {sum}");
+        let _ = writeln!(out, "countersign_time_to_decision_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP countersign_store_errors_total Writes the store could not commit (each answered 503)."
+        );
+        let _ = writeln!(out, "# TYPE countersign_store_errors_total counter");
+        let _ = writeln!(
+            out,
+            "countersign_store_errors_total {}",
+            self.store_errors.load(Ordering::Relaxed)
+        );
+        out
+    }
+}

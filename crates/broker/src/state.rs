@@ -1,0 +1,101 @@
+//! What every handler shares: the policy in force, the store, the directory, the signing key,
+//! waiters, the expiry timer's doorbell, the audit batcher and metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use countersign_audit::EventDraft;
+use countersign_model::ids::GrantId;
+use countersign_model::{Digest, PublicKey, RequestId, SecretKey, Timestamp};
+use countersign_policy::Policy;
+use countersign_store::Store;
+use tokio::sync::Notify;
+
+use crate::audit_batch::AuditBatcher;
+use crate::config::Principal;
+use crate::metrics::Metrics;
+use crate::waiters::Waiters;
+
+/// Reads the policy file's current text; supplied by the binary, which owns file access.
+pub type PolicyLoader = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+pub struct State {
+    pub policy: RwLock<Arc<Policy>>,
+    pub load_policy: PolicyLoader,
+    pub store: Arc<dyn Store>,
+    pub key: SecretKey,
+    pub public_key: PublicKey,
+    pub principals: Vec<Arc<Principal>>,
+    pub tokens: HashMap<[u8; 32], usize>,
+    pub waiters: Waiters,
+    /// Rung when a request with a possibly earlier deadline is created.
+    pub deadlines: Notify,
+    pub audit: AuditBatcher,
+    pub metrics: Metrics,
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    pub fn principal_by_token(&self, token: &str) -> Option<Arc<Principal>> {
+        let hash = Digest::of(token.as_bytes());
+        self.tokens
+            .get(hash.as_bytes())
+            .map(|&i| Arc::clone(&self.principals[i]))
+    }
+}
+
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Timestamp::from_unix_millis(millis)
+}
+
+/// 16 bytes from the operating system's secure random source.
+pub fn random_bytes() -> Result<[u8; 16], String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("the system's random source failed: {e}"))?;
+    Ok(bytes)
+}
+
+pub fn new_request_id() -> Result<RequestId, String> {
+    random_bytes().map(RequestId::from_random)
+}
+
+pub fn new_grant_id() -> Result<GrantId, String> {
+    random_bytes().map(GrantId::from_random)
+}
+
+/// An audit event about a request, at `time`, by `principal`.
+pub fn draft(
+    time: Timestamp,
+    kind: &str,
+    principal: &str,
+    request: Option<RequestId>,
+    explanation: String,
+) -> EventDraft {
+    let draft = EventDraft::new(time, kind, explanation).with_principal(principal.to_owned());
+    match request {
+        Some(id) => draft.with_request_id(id),
+        None => draft,
+    }
+}
