@@ -116,12 +116,12 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(s) = &query.state {
-        if !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "state '{s}' is not one of pending, approved, denied, expired, cancelled"
-            )));
-        }
+    if let Some(s) = &query.state
+        && !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "state '{s}' is not one of pending, approved, denied, expired, cancelled"
+        )));
     }
     let filter = RequestFilter {
         state: query.state,

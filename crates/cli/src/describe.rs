@@ -1,0 +1,138 @@
+//! How actions and requests read in a terminal: one-line summaries, quorum so far, time left, and
+//! text from the broker (much of it written by agents) made unable to drive the terminal.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use countersign_client::{ProgressView, RequestView};
+use countersign_model::action::shell_join;
+use countersign_model::{Action, Chain, Timestamp, format_duration};
+
+/// The time now, by this machine's clock.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_unix_millis(millis)
+}
+
+/// `text` with control characters and bidirectional overrides escaped. Justifications, argv, SQL
+/// and comments come from agents and other people; printed raw, an escape sequence could rewrite
+/// what the terminal shows, or reorder it.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// What runs, in one line: the command, the SQL statement, or the kind of action.
+pub fn what_runs(action: &Action) -> String {
+    if let Some(argv) = action.argv() {
+        format!("`{}`", clean(&shell_join(argv)))
+    } else if let Some(sql) = action.sql() {
+        format!("SQL `{}`", clean(sql))
+    } else {
+        clean(&action.kind)
+    }
+}
+
+/// "`pg_dump customers` on db:prod/customers".
+pub fn action_summary(action: &Action) -> String {
+    format!("{} on {}", what_runs(action), clean(&action.resource))
+}
+
+/// "deploy-bot for alice": who asks, compactly.
+pub fn requester(chain: &Chain) -> String {
+    let mut s = clean(&chain.id);
+    if !chain.on_behalf_of.is_empty() {
+        s.push_str(" for ");
+        s.push_str(&clean(&chain.on_behalf_of.join(", ")));
+    }
+    s
+}
+
+/// How long from `now` until `until`, to the second: `29m12s`, `0s` once past.
+pub fn time_left(now: Timestamp, until: Timestamp) -> String {
+    format_duration(Duration::from_secs(now.until(until).as_secs()))
+}
+
+/// Approvals so far against approvals needed, per requirement: `1/2`, `1/2 (1/2 groups)`.
+pub fn quorum(progress: &[ProgressView]) -> String {
+    let parts: Vec<String> = progress
+        .iter()
+        .map(|p| {
+            let mut s = format!("{}/{}", p.approved_by.len(), p.needed);
+            if p.groups_needed > 1 {
+                s.push_str(&format!(
+                    " ({}/{} groups)",
+                    p.groups_covered, p.groups_needed
+                ));
+            }
+            s
+        })
+        .collect();
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Who still has to approve and how far each requirement has got:
+/// "members of dba or sre: 1/2 approvals (dana), 1/2 groups".
+pub fn waiting_for(view: &RequestView) -> String {
+    let parts: Vec<String> = view
+        .progress
+        .iter()
+        .filter(|p| !p.satisfied)
+        .map(|p| {
+            let who = view
+                .requirement(&p.rule)
+                .map_or_else(|| format!("rule {}", p.rule), |r| r.who());
+            let mut s = format!(
+                "{}: {}/{} approvals",
+                clean(&who),
+                p.approved_by.len(),
+                p.needed
+            );
+            if !p.approved_by.is_empty() {
+                s.push_str(&format!(" ({})", clean(&p.approved_by.join(", "))));
+            }
+            if p.groups_needed > 1 {
+                s.push_str(&format!(
+                    ", {}/{} groups",
+                    p.groups_covered, p.groups_needed
+                ));
+            }
+            s
+        })
+        .collect();
+    if parts.is_empty() {
+        "the last approvals to be counted".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}

@@ -1,0 +1,280 @@
+//! `countersign run -- CMD…`: runs a command only if Countersign allows it, or once enough humans
+//! approve it; otherwise it does not run, and the exit code says why (see [`EXIT_CODES`]).
+//!
+//! Fail closed: whatever goes wrong between asking and running (the broker unreachable, an
+//! answer about another action, a grant that cannot be used), the command does not run.
+
+mod child;
+mod enforce;
+mod signals;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use countersign_client::{ActionRequest, ClientError, GrantView, RequestState, RequestView};
+use countersign_model::parse_duration;
+use serde_json::json;
+
+use self::child::Ran;
+use self::signals::Signals;
+use self::status::StatusLine;
+use crate::connection::Connection;
+use crate::describe::clean;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  N        the command ran and exited with N (128+n if signal n killed it)
+  2        usage error (bad flags, no token, an invalid action); nothing was sent
+  126, 127 the command was allowed but could not be started, or was not found
+  200      denied, by the policy or by a reviewer (stderr says who and why)
+  201      nobody approved in time (the request expired, or --wait passed)
+  202      cancelled (Ctrl-C or SIGTERM while waiting, or someone withdrew the request)
+  203      fail closed: the broker was unreachable or unavailable, refused the call, or
+           answered about another action
+  204      the approval could not be used: the grant was refused, already used, or is
+           for another action
+With 200 to 204 the command did not run.";
+
+/// Run a command once the policy allows it, or once enough humans approve it.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// What the command acts on [default: host:<this machine's hostname>].
+    #[arg(long, value_name = "RESOURCE")]
+    pub resource: Option<String>,
+    /// A label for policy rules to match, such as env=production (repeatable).
+    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Why the command should run, shown to reviewers as the requester's own words.
+    #[arg(long, value_name = "TEXT")]
+    pub justification: Option<String>,
+    /// How long to wait for approval before giving up (90s, 30m, 1h) [default: until the
+    /// request expires].
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub wait: Option<Duration>,
+    /// The action kind policy rules match on.
+    #[arg(long, default_value = "shell.exec", value_name = "KIND")]
+    pub kind: String,
+    /// The command and its arguments, run directly (no shell).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "'{text}' is not a label (expected NAME=VALUE, such as env=production)"
+        )),
+    }
+}
+
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// The action for the command: `details = {"argv": [...], "cwd": ...}`.
+pub fn build_action(args: &RunArgs, cwd: &str, hostname: &str) -> anyhow::Result<ActionRequest> {
+    let resource = args
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("host:{hostname}"));
+    let mut action = ActionRequest::new(args.kind.clone(), resource);
+    let mut labels = BTreeMap::new();
+    for (name, value) in &args.labels {
+        if labels.insert(name.clone(), value.clone()).is_some() {
+            bail!("label '{name}' is given twice; give each label once");
+        }
+    }
+    action.labels = labels;
+    action.details = json!({ "argv": args.command, "cwd": cwd });
+    action.justification = args.justification.clone();
+    action
+        .validate()
+        .context("the command cannot be sent to Countersign")?;
+    Ok(action)
+}
+
+/// This machine's name: /etc/hostname, else $HOSTNAME, else `localhost`.
+pub fn hostname() -> String {
+    let from_file = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned());
+    from_file
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|n| !n.trim().is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// How `countersign run` ended. Each maps to one exit code ([`Outcome::exit_code`]).
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command ran (or was allowed but could not be started).
+    Ran(Ran),
+    /// The policy denies the action.
+    PolicyDenied {
+        rules: Vec<String>,
+        explanation: String,
+    },
+    /// A reviewer denied the request: "denied by NAME: COMMENT".
+    ReviewerDenied {
+        message: String,
+    },
+    /// Nobody approved in time.
+    Expired {
+        message: String,
+    },
+    Cancelled {
+        message: String,
+    },
+    /// No decision could be had, or it cannot be trusted.
+    FailClosed {
+        reason: String,
+    },
+    /// The request was approved but its grant could not be used.
+    GrantRefused {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Ran(ran) => ran.exit_code(),
+            Outcome::PolicyDenied { .. } | Outcome::ReviewerDenied { .. } => 200,
+            Outcome::Expired { .. } => 201,
+            Outcome::Cancelled { .. } => 202,
+            Outcome::FailClosed { .. } => 203,
+            Outcome::GrantRefused { .. } => 204,
+        }
+    }
+
+    /// What to tell the user on stderr; nothing when the command ran.
+    pub fn message(&self) -> Option<String> {
+        Some(match self {
+            Outcome::Ran(Ran::Finished { .. }) => return None,
+            Outcome::Ran(Ran::NotStarted { error }) => {
+                format!("cannot run the command: {}", child::start_error(error))
+            }
+            Outcome::PolicyDenied { rules, explanation } => {
+                let by = match rules.as_slice() {
+                    [] => "the policy's default".to_owned(),
+                    rules => format!("the policy (rule {})", rules.join(", ")),
+                };
+                format!(
+                    "denied by {by}; the command did not run. {}",
+                    clean(explanation)
+                )
+            }
+            Outcome::ReviewerDenied { message } => {
+                format!("{message}; the command did not run")
+            }
+            Outcome::Expired { message } | Outcome::Cancelled { message } => message.clone(),
+            Outcome::FailClosed { reason } => {
+                format!("fail closed, the command did not run: {reason}")
+            }
+            Outcome::GrantRefused { reason } => {
+                format!("the approval could not be used, the command did not run: {reason}")
+            }
+        })
+    }
+
+    fn fail_closed(error: &ClientError) -> Outcome {
+        Outcome::FailClosed {
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Where a decided (or still pending) request leaves the command.
+#[derive(Debug)]
+pub enum Step<'a> {
+    Wait,
+    Run(&'a GrantView),
+    Stop(Outcome),
+}
+
+/// What a request in its current state means for the command.
+pub fn next_step(view: &RequestView) -> Step<'_> {
+    match view.state {
+        RequestState::Pending => Step::Wait,
+        RequestState::Approved => match &view.grant {
+            Some(grant) => Step::Run(grant),
+            None => Step::Stop(Outcome::GrantRefused {
+                reason: format!(
+                    "request {} was approved, but the broker sent no grant with it (only the \
+                     requester receives one: is COUNTERSIGN_TOKEN the requester's?)",
+                    view.id
+                ),
+            }),
+        },
+        RequestState::Denied => Step::Stop(Outcome::ReviewerDenied {
+            message: denial_message(view),
+        }),
+        RequestState::Expired => Step::Stop(Outcome::Expired {
+            message: format!(
+                "nobody approved in time: request {} expired at {}; the command did not run",
+                view.id, view.expires_at
+            ),
+        }),
+        RequestState::Cancelled => Step::Stop(Outcome::Cancelled {
+            message: format!(
+                "request {} was cancelled{}; the command did not run",
+                view.id,
+                view.decided_by
+                    .as_deref()
+                    .map(|by| format!(" by {}", clean(by)))
+                    .unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// "denied by dana: not during the freeze", from who decided and their review's comment.
+pub fn denial_message(view: &RequestView) -> String {
+    let Some(by) = view.decided_by.as_deref() else {
+        return format!("denied: {}", clean(&view.summary));
+    };
+    match view.denial().and_then(|review| review.comment.as_deref()) {
+        Some(comment) => format!("denied by {}: {}", clean(by), clean(comment)),
+        None => format!("denied by {} (no comment)", clean(by)),
+    }
+}
+
+/// Runs `countersign run`.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let action = build_action(&args, &cwd.to_string_lossy(), &hostname())?;
+    let client = args.connection.client()?;
+    let mut enforcer = enforce::Enforcer {
+        client: &client,
+        action: &action,
+        argv: &args.command,
+        wait: args.wait,
+        signals: Signals::listen().context("cannot listen for Ctrl-C and SIGTERM")?,
+        status: StatusLine::new(std::io::stderr().is_terminal()),
+    };
+    let outcome = enforcer.enforce().await;
+    if let Some(message) = outcome.message() {
+        eprintln!("countersign: {message}");
+    }
+    Ok(ExitCode::from(outcome.exit_code()))
+}

@@ -1,0 +1,157 @@
+//! `countersign serve --config FILE`: reads the configuration, the policy and the signing key
+//! (generating the key on first start, mode 0600), opens the store, and serves the API. SIGHUP
+//! reloads the policy; SIGINT and SIGTERM stop the server gracefully.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use countersign_broker::{Broker, Config};
+use countersign_model::SecretKey;
+use countersign_policy::Policy;
+use countersign_store::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Reads and checks the configuration file; paths in it are resolved against its directory.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let mut config = Config::parse(&text).map_err(|e| {
+        let lines: Vec<String> =
+            e.0.iter()
+                .map(|line| format!("{}: {line}", path.display()))
+                .collect();
+        anyhow::anyhow!("the configuration is not valid:\n{}", lines.join("\n"))
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let resolve = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        }
+    };
+    config.data_dir = resolve(&config.data_dir);
+    config.policy = resolve(&config.policy);
+    config.signing_key = resolve(&config.signing_key);
+    Ok(config)
+}
+
+/// Loads the signing key, or creates it (readable by its owner only) if it does not exist yet.
+pub fn signing_key(path: &Path) -> anyhow::Result<SecretKey> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                bail!(
+                    "the signing key {} can be read by others (mode {mode:o}); run chmod 600 on it",
+                    path.display()
+                );
+            }
+            text.parse().with_context(|| {
+                format!(
+                    "the signing key {} is not a Countersign key",
+                    path.display()
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed)
+                .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
+            let key = SecretKey::from_seed(seed);
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create the signing key {}", path.display()))?;
+            writeln!(file, "{}", key.to_text())?;
+            file.sync_all()?;
+            eprintln!(
+                "countersign: created the signing key {} (public key {})",
+                path.display(),
+                key.public_key()
+            );
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+    }
+}
+
+fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy file {}", path.display()))?;
+    Policy::parse(&text).map_err(|errors| {
+        anyhow::anyhow!(
+            "the policy is not valid:\n{}",
+            errors.render(&path.display().to_string())
+        )
+    })
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    let key = signing_key(&config.signing_key)?;
+    let policy = read_policy(&config.policy)?;
+    let database = config.data_dir.join("countersign.db");
+    let store = SqliteStore::open(&database, Some(key.clone()))
+        .await
+        .with_context(|| format!("cannot open the database {}", database.display()))?;
+    let policy_path = config.policy.clone();
+    let loader = Arc::new(move || {
+        fs::read_to_string(&policy_path)
+            .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))
+    });
+    let broker = Broker::start(&config, policy, loader, Arc::new(store), key).await?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (is another Countersign running there?)",
+            config.listen
+        )
+    })?;
+    eprintln!(
+        "countersign: serving on http://{} with policy {} ({}), data in {}",
+        listener.local_addr()?,
+        config.policy.display(),
+        broker.policy_hash(),
+        config.data_dir.display()
+    );
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let reloader = broker.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match reloader.reload_policy("countersign (SIGHUP)").await {
+                Ok(hash) => eprintln!("countersign: policy reloaded ({hash})"),
+                Err(errors) => eprintln!("countersign: {errors}"),
+            }
+        }
+    });
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    axum::serve(listener, broker.router())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            eprintln!("countersign: stopping");
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
