@@ -1,0 +1,154 @@
+//! A real broker process for the end-to-end tests: configuration, principals, start, SIGKILL,
+//! restart on the same data, and the CLI run against it.
+
+// Each test crate uses part of the support.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use countersign_model::{Digest, SecretKey};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_countersign");
+
+const POLICY: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "scripted-change"
+decision = "require_approval"
+reason = "Scripts that change production need a DBA and an SRE"
+match.kind = "shell.exec"
+match.command = "sh -c *"
+approvers = { groups = ["dba", "sre"], count = 2, distinct_groups = 2 }
+
+[[rules]]
+id = "read-only"
+decision = "allow"
+reason = "Printing changes nothing"
+match.kind = "shell.exec"
+match.command = "echo *"
+"#;
+
+/// (id, kind, extra TOML)
+const PRINCIPALS: [(&str, &str, &str); 4] = [
+    ("deploy-bot", "agent", "acts_for = [\"alice\"]"),
+    ("alice", "human", "groups = [\"dba\", \"sre\"]"),
+    ("dana", "human", "groups = [\"dba\"]"),
+    ("sam", "human", "groups = [\"sre\"]"),
+];
+
+pub fn token(id: &str) -> String {
+    format!("e2e-token-{id}")
+}
+
+/// A broker process on a free port, with its own data directory; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub dir: PathBuf,
+    pub url: String,
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn start_server(name: &str) -> Server {
+    let dir = std::env::temp_dir().join(format!("countersign-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    let port = free_port();
+    let mut config =
+        format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\npolicy = \"policy.toml\"\n");
+    for (id, kind, extra) in PRINCIPALS {
+        let hash = Digest::of(token(id).as_bytes()).hex();
+        config.push_str(&format!("\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{hash}\"\n"));
+    }
+    std::fs::write(dir.join("countersign.toml"), config).unwrap();
+    let child = spawn_broker(&dir, port);
+    Server {
+        dir,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        child,
+    }
+}
+
+/// Starts `countersign serve` on the configuration in `dir` and polls until it listens.
+fn spawn_broker(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.join("countersign.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the broker did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+impl Server {
+    /// Kills the broker with SIGKILL, as a crash would, and starts it again on the same data.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = spawn_broker(&self.dir, self.port);
+    }
+
+    pub fn command(&self, who: &str) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .env("COUNTERSIGN_SERVER", &self.url)
+            .env("COUNTERSIGN_TOKEN", token(who));
+        command
+    }
+
+    pub fn run(&self, who: &str, args: &[&str]) -> Output {
+        self.command(who).args(args).output().unwrap()
+    }
+
+    pub fn public_key(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("data/signing.key")).unwrap();
+        text.parse::<SecretKey>().unwrap().public_key().to_string()
+    }
+
+    /// Polls `countersign pending` until a request appears, and returns its id.
+    pub fn wait_for_pending(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.run("sam", &["pending", "--json"]);
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let requests = listed.get("requests").cloned().unwrap_or(listed);
+            if let Some(id) = requests.get(0).and_then(|r| r["id"].as_str()) {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no request became pending");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
