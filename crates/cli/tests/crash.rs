@@ -75,14 +75,13 @@ async fn agent(url: String, acked: Shared, stop: Arc<AtomicBool>, mut n: u64) {
             let Ok(waited) = agent.wait(id, Duration::from_secs(1)).await else {
                 continue;
             };
-            if let Some(grant) = waited.grant {
-                if agent
+            if let Some(grant) = waited.grant
+                && agent
                     .consume_grant(&grant.token, waited.digest)
                     .await
                     .is_ok()
-                {
-                    acked.lock().unwrap().consumed.insert(id);
-                }
+            {
+                acked.lock().unwrap().consumed.insert(id);
             }
         }
     }
