@@ -160,3 +160,47 @@ fn a_gated_command_runs_once_after_two_eligible_humans_approve_and_the_log_tells
         "{said}"
     );
 }
+
+#[test]
+fn sighup_reloads_the_policy_and_a_broken_one_leaves_the_old_in_force() {
+    let server = start_server("sighup");
+    let echo = || {
+        server
+            .run("deploy-bot", &["run", "--", "echo", "hi"])
+            .status
+            .code()
+    };
+    assert_eq!(echo(), Some(0));
+
+    // A broken policy is refused; the old one stays in force.
+    std::fs::write(server.dir.join("policy.toml"), "default = \"perhaps\"\n").unwrap();
+    server.signal("HUP");
+    let refused = poll_audit_for(&server, "policy.reload_refused");
+    assert!(refused.contains("unknown decision 'perhaps'"), "{refused}");
+    assert_eq!(echo(), Some(0));
+
+    // A valid one takes over: now everything is denied.
+    std::fs::write(server.dir.join("policy.toml"), "default = \"deny\"\n").unwrap();
+    server.signal("HUP");
+    poll_audit_for(&server, "policy.reloaded");
+    assert_eq!(echo(), Some(200), "the reloaded policy should deny");
+}
+
+/// Polls the audit log (with a deadline) until an event of `kind` appears; returns its explanation.
+fn poll_audit_for(server: &support::Server, kind: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = server.run("sam", &["audit", "export"]);
+        for line in text(&out.stdout).lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if record["event"]["type"] == kind {
+                return record["event"]["explanation"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} event appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

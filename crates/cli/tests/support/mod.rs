@@ -113,6 +113,16 @@ fn spawn_broker(dir: &std::path::Path, port: u16) -> Child {
 }
 
 impl Server {
+    /// Sends the broker a signal by name (HUP, TERM), as an operator would with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Kills the broker with SIGKILL, as a crash would, and starts it again on the same data.
     pub fn crash_and_restart(&mut self) {
         self.child.kill().unwrap();
