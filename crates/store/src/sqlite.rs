@@ -152,6 +152,14 @@ async fn append_in(
     Ok((events, head))
 }
 
+/// Reads back rows Countersign wrote as JSON.
+fn decode_all<T: serde::de::DeserializeOwned>(bodies: &[String]) -> Result<Vec<T>, StoreError> {
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+        .collect()
+}
+
 fn millis(t: Timestamp) -> i64 {
     t.unix_millis()
 }
@@ -276,10 +284,7 @@ impl Store for SqliteStore {
         .bind(i64::from(filter.limit.max(1)))
         .fetch_all(&self.readers)
         .await?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-            .collect()
+        decode_all(&bodies)
     }
 
     async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -378,10 +383,7 @@ impl Store for SqliteStore {
                 .bind(i64::from(limit))
                 .fetch_all(&self.readers)
                 .await?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-            .collect()
+        decode_all(&bodies)
     }
 
     async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
@@ -390,10 +392,7 @@ impl Store for SqliteStore {
                 .bind(id.to_string())
                 .fetch_all(&self.readers)
                 .await?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-            .collect()
+        decode_all(&bodies)
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
@@ -401,10 +400,7 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT body FROM audit_checkpoints ORDER BY seq")
                 .fetch_all(&self.readers)
                 .await?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-            .collect()
+        decode_all(&bodies)
     }
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
