@@ -64,6 +64,7 @@ async fn expire_due(state: &State) {
             Ok(Update {
                 request: next,
                 audit,
+                grant: None,
             })
         });
         match state.store.update_request(id, transition).await {

@@ -63,6 +63,13 @@ impl Store for Breakable {
     async fn due_requests(&self, now: Timestamp) -> Result<Vec<RequestId>, StoreError> {
         self.inner.due_requests(now).await
     }
+    async fn grant_status(
+        &self,
+        r: RequestId,
+        now: Timestamp,
+    ) -> Result<countersign_store::GrantStatus, StoreError> {
+        self.inner.grant_status(r, now).await
+    }
     async fn insert_grant(
         &self,
         c: &GrantClaims,

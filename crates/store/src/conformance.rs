@@ -17,7 +17,7 @@ use countersign_model::{Action, Chain, PrincipalKind, RequestId, SecretKey, Time
 use countersign_policy::{Decision, Outcome, Requirement};
 use serde_json::json;
 
-use crate::{Consumed, RequestFilter, Store, Update, Updated};
+use crate::{Consumed, GrantStatus, RequestFilter, Store, Update, Updated};
 
 /// The key the suite's stores must sign checkpoints with.
 pub fn checkpoint_key() -> SecretKey {
@@ -37,6 +37,7 @@ where
     listing_filters_and_orders(fresh().await).await;
     deadlines(fresh().await).await;
     grants_are_consumed_once_per_request(fresh().await).await;
+    an_approval_writes_its_grant_in_the_same_transaction(fresh().await).await;
     the_audit_log_chains_and_is_checkpointed(fresh().await).await;
 }
 
@@ -116,6 +117,7 @@ pub fn apply(event: Event) -> crate::Transition {
         Ok(Update {
             request: next,
             audit,
+            grant: None,
         })
     })
 }
@@ -434,4 +436,59 @@ async fn the_audit_log_chains_and_is_checkpointed<S: Store>(store: S) {
         .map(|e| e.seq)
         .collect();
     assert_eq!(about_r, [1, 2, 4]);
+}
+
+async fn an_approval_writes_its_grant_in_the_same_transaction<S: Store>(store: S) {
+    let key = checkpoint_key();
+    let r = request(50, "deploy-bot", 0);
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.grant_status(r.id, at(1)).await.unwrap(),
+        GrantStatus::None
+    );
+    let approve = Box::new(move |current: &Request| {
+        let next = current.apply(&Event::Review(review("sam", Verdict::Approve, 1)))?;
+        let grant = Grant::issue(
+            &next,
+            GrantId::from_random([5; 16]),
+            at(1),
+            Duration::from_secs(60),
+            &key,
+        )
+        .unwrap();
+        let audit = vec![
+            draft("request.approved", &next),
+            draft("grant.issued", &next),
+        ];
+        Ok(Update {
+            request: next,
+            audit,
+            grant: Some(grant.claims),
+        })
+    });
+    let Updated::Applied { events, .. } = store.update_request(r.id, approve).await.unwrap() else {
+        panic!("refused")
+    };
+    assert_eq!(events.len(), 2);
+    let GrantStatus::Active(claims) = store.grant_status(r.id, at(2)).await.unwrap() else {
+        panic!("no active grant")
+    };
+    assert_eq!(claims.grant, GrantId::from_random([5; 16]));
+    assert_eq!(
+        store.grant_status(r.id, at(61)).await.unwrap(),
+        GrantStatus::None,
+        "expired grants are not handed out"
+    );
+    let (consumed, _) = store
+        .consume_grant(claims.grant, r.id, r.digest, at(3), vec![])
+        .await
+        .unwrap();
+    assert_eq!(consumed, Consumed::Ok);
+    assert_eq!(
+        store.grant_status(r.id, at(4)).await.unwrap(),
+        GrantStatus::Consumed
+    );
 }

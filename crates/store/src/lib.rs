@@ -19,11 +19,24 @@ use countersign_model::{Digest, RequestId, Timestamp};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
-/// What a change to a request produces: the next request and the audit events that record it.
+/// What a change to a request produces: the next request, the audit events that record it, and
+/// — when it approves the request — the grant, written in the same transaction.
 #[derive(Debug, Clone)]
 pub struct Update {
     pub request: Request,
     pub audit: Vec<EventDraft>,
+    pub grant: Option<GrantClaims>,
+}
+
+/// Where the grants of one request stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantStatus {
+    /// An unexpired grant nobody has used: hand it out.
+    Active(GrantClaims),
+    /// The approval was used: no grant will run the action again.
+    Consumed,
+    /// No grant, or only expired ones.
+    None,
 }
 
 /// A change to one request, computed from its current stored state inside the transaction (so two
@@ -99,6 +112,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending requests whose deadline is at or before `now`.
     async fn due_requests(&self, now: Timestamp) -> Result<Vec<RequestId>, StoreError>;
+
+    /// The grant to hand the requester of an approved request, if any is still usable.
+    async fn grant_status(
+        &self,
+        request: RequestId,
+        now: Timestamp,
+    ) -> Result<GrantStatus, StoreError>;
 
     /// Records a grant issued for an approved request.
     async fn insert_grant(

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::Mutex;
 
-use crate::{Consumed, RequestFilter, Store, StoreError, Transition, Update, Updated};
+use crate::{Consumed, GrantStatus, RequestFilter, Store, StoreError, Transition, Update, Updated};
 
 pub struct SqliteStore {
     writer: Mutex<Writer>,
@@ -173,6 +173,20 @@ async fn load_request(tx: &mut Tx<'_>, id: RequestId) -> Result<Request, StoreEr
     Ok(serde_json::from_str(&body)?)
 }
 
+async fn insert_grant_row(tx: &mut Tx<'_>, claims: &GrantClaims) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO grants (id, request_id, digest, expires_at, claims) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(claims.grant.to_string())
+    .bind(claims.request.to_string())
+    .bind(claims.digest.to_string())
+    .bind(millis(claims.expires_at))
+    .bind(serde_json::to_string(claims)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn save_new_reviews(
     tx: &mut Tx<'_>,
     before: &Request,
@@ -242,7 +256,11 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 Box::pin(async move {
                     let current = load_request(tx, id).await?;
-                    let Update { request, audit } = match transition(&current) {
+                    let Update {
+                        request,
+                        audit,
+                        grant,
+                    } = match transition(&current) {
                         Ok(update) => update,
                         Err(refusal) => return Ok(Work::Abort(Err((current, refusal)))),
                     };
@@ -253,6 +271,9 @@ impl Store for SqliteStore {
                         .bind(id.to_string())
                         .execute(&mut **tx)
                         .await?;
+                    if let Some(claims) = &grant {
+                        insert_grant_row(tx, claims).await?;
+                    }
                     Ok(Work::Commit(Ok(request), audit))
                 })
             })
@@ -316,18 +337,35 @@ impl Store for SqliteStore {
         let ((), events) = self
             .write(move |tx| {
                 Box::pin(async move {
-                    sqlx::query("INSERT INTO grants (id, request_id, digest, expires_at) VALUES (?, ?, ?, ?)")
-                        .bind(claims.grant.to_string())
-                        .bind(claims.request.to_string())
-                        .bind(claims.digest.to_string())
-                        .bind(millis(claims.expires_at))
-                        .execute(&mut **tx)
-                        .await?;
+                    insert_grant_row(tx, &claims).await?;
                     Ok(Work::Commit((), audit))
                 })
             })
             .await?;
         Ok(events)
+    }
+
+    async fn grant_status(
+        &self,
+        request: RequestId,
+        now: Timestamp,
+    ) -> Result<GrantStatus, StoreError> {
+        let rows: Vec<(Option<String>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT claims, expires_at, consumed_at FROM grants WHERE request_id = ? ORDER BY expires_at DESC",
+        )
+        .bind(request.to_string())
+        .fetch_all(&self.readers)
+        .await?;
+        if rows.iter().any(|(_, _, consumed)| consumed.is_some()) {
+            return Ok(GrantStatus::Consumed);
+        }
+        match rows
+            .into_iter()
+            .find(|(claims, expires, _)| claims.is_some() && *expires > millis(now))
+        {
+            Some((Some(claims), _, _)) => Ok(GrantStatus::Active(serde_json::from_str(&claims)?)),
+            _ => Ok(GrantStatus::None),
+        }
     }
 
     async fn consume_grant(

@@ -7,12 +7,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
+use countersign_approval::GrantClaims;
 use countersign_approval::{
     Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
     State as RequestState, Verdict,
 };
-use countersign_model::RequestId;
-use countersign_store::{RequestFilter, Update, Updated};
+use countersign_audit::EventDraft;
+use countersign_model::{RequestId, Timestamp};
+use countersign_store::{GrantStatus, RequestFilter, Update, Updated};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -65,7 +67,25 @@ pub async fn wait_for_decision(
     }
 }
 
-/// The view of a request after waiting; the requester of an approved request also gets a grant.
+/// The `grant.issued` audit event.
+fn grant_issued(at: Timestamp, request: &Request, claims: &GrantClaims) -> EventDraft {
+    let requester = &request.action.principal.id;
+    draft(
+        at,
+        "grant.issued",
+        requester,
+        Some(request.id),
+        format!(
+            "A grant for request {} was issued to {requester}, valid until {}, for the action with digest {}.",
+            request.id, claims.expires_at, request.digest
+        ),
+    )
+    .with_data(json!({ "grant": claims.grant, "expires_at": claims.expires_at }))
+}
+
+/// The view of a request after waiting; the requester of an approved request also gets its grant:
+/// the one the approval wrote (re-signed, which gives the same token and writes nothing), or, once
+/// that has expired unused, a new one.
 pub async fn decided_view(
     state: &State,
     caller: &Caller,
@@ -76,25 +96,27 @@ pub async fn decided_view(
         return Ok(view(request, None));
     }
     let at = now();
-    let grant_id = new_grant_id()
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
-    let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string()))?;
-    let issued = draft(
-        at,
-        "grant.issued",
-        &caller.0.id,
-        Some(request.id),
-        format!(
-            "A grant for request {} was issued to {}, valid until {}, for the action with digest {}.",
-            request.id, caller.0.id, grant.claims.expires_at, request.digest
-        ),
-    )
-    .with_data(json!({ "grant": grant.claims.grant, "expires_at": grant.claims.expires_at }));
-    state
-        .store
-        .insert_grant(&grant.claims, vec![issued])
-        .await?;
+    let claims = match state.store.grant_status(request.id, at).await? {
+        GrantStatus::Active(claims) => claims,
+        GrantStatus::Consumed => return Ok(view(request, None)),
+        GrantStatus::None => {
+            let grant_id = new_grant_id()
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+            let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
+                .map_err(|e| {
+                    ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
+                })?;
+            state
+                .store
+                .insert_grant(
+                    &grant.claims,
+                    vec![grant_issued(at, request, &grant.claims)],
+                )
+                .await?;
+            grant.claims
+        }
+    };
+    let grant = Grant::sign(claims, &state.key);
     Ok(view(
         request,
         Some(GrantView {
@@ -187,42 +209,61 @@ async fn transition(
         Event::Expire { .. } => "request.expired",
     };
     let recorded = describe.clone();
-    let outcome =
-        state
-            .store
-            .update_request(
-                id,
-                Box::new(move |current: &Request| {
-                    let next = current.apply(&event)?;
-                    let mut audit = vec![draft(at, kind, &actor, Some(id), recorded)];
-                    match &next.state {
-                    RequestState::Approved { .. } => audit.push(draft(
-                        at,
-                        "request.approved",
-                        &actor,
-                        Some(id),
-                        format!("Request {id} is approved: every requirement is met."),
-                    )),
-                    RequestState::Denied { by, .. } if kind == "review.denied" => audit.push(draft(
-                        at,
-                        "request.denied",
-                        &actor,
-                        Some(id),
-                        format!("Request {id} is denied: {by} denied it. The action will not run."),
-                    )),
+    // Drawn now, used only if this event approves the request: the grant is then written in the
+    // same transaction, so the waiting requester's wake-up needs no write of its own.
+    let grant_id = new_grant_id()
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    let key = state.key.clone();
+    let outcome = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |current: &Request| {
+                let next = current.apply(&event)?;
+                let mut audit = vec![draft(at, kind, &actor, Some(id), recorded)];
+                let mut grant = None;
+                match &next.state {
+                    RequestState::Approved { .. } => {
+                        audit.push(draft(
+                            at,
+                            "request.approved",
+                            &actor,
+                            Some(id),
+                            format!("Request {id} is approved: every requirement is met."),
+                        ));
+                        // INVARIANT: `next` is approved, the only state Grant::issue refuses to leave.
+                        if let Ok(issued) =
+                            Grant::issue(&next, grant_id, at, DEFAULT_GRANT_TTL, &key)
+                        {
+                            audit.push(grant_issued(at, &next, &issued.claims));
+                            grant = Some(issued.claims);
+                        }
+                    }
+                    RequestState::Denied { by, .. } if kind == "review.denied" => {
+                        audit.push(draft(
+                            at,
+                            "request.denied",
+                            &actor,
+                            Some(id),
+                            format!(
+                                "Request {id} is denied: {by} denied it. The action will not run."
+                            ),
+                        ))
+                    }
                     _ => {}
                 }
-                    Ok(Update {
-                        request: next,
-                        audit,
-                    })
-                }),
-            )
-            .await
-            .map_err(|e| {
-                state.metrics.store_error();
-                ApiError::from(e)
-            })?;
+                Ok(Update {
+                    request: next,
+                    audit,
+                    grant,
+                })
+            }),
+        )
+        .await
+        .map_err(|e| {
+            state.metrics.store_error();
+            ApiError::from(e)
+        })?;
     match outcome {
         Updated::Applied { request, .. } => {
             if !request.state.is_pending() {
