@@ -19,7 +19,7 @@ pub struct Metrics {
     decided_buckets: [AtomicU64; BUCKETS.len()],
     decided_count: AtomicU64,
     decided_sum_millis: AtomicU64,
-    store_errors: AtomicU64,
+    unavailable: AtomicU64,
 }
 
 fn index(outcome: Outcome) -> usize {
@@ -59,8 +59,9 @@ impl Metrics {
         );
     }
 
-    pub fn store_error(&self) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    /// A call was answered 503: nothing could be recorded, so nothing was done.
+    pub fn unavailable(&self) {
+        self.unavailable.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -109,13 +110,13 @@ impl Metrics {
         let _ = writeln!(out, "countersign_time_to_decision_seconds_count {count}");
         let _ = writeln!(
             out,
-            "# HELP countersign_store_errors_total Writes the store could not commit (each answered 503)."
+            "# HELP countersign_unavailable_total Calls answered 503: the store could not commit, so nothing was done."
         );
-        let _ = writeln!(out, "# TYPE countersign_store_errors_total counter");
+        let _ = writeln!(out, "# TYPE countersign_unavailable_total counter");
         let _ = writeln!(
             out,
-            "countersign_store_errors_total {}",
-            self.store_errors.load(Ordering::Relaxed)
+            "countersign_unavailable_total {}",
+            self.unavailable.load(Ordering::Relaxed)
         );
         out
     }

@@ -12,8 +12,11 @@ use countersign_policy::Policy;
 use countersign_store::Store;
 use tokio::sync::Notify;
 
+use axum::http::StatusCode;
+
 use crate::audit_batch::AuditBatcher;
 use crate::config::Principal;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::waiters::Waiters;
 
@@ -70,18 +73,25 @@ pub fn now() -> Timestamp {
     Timestamp::from_unix_millis(millis)
 }
 
-/// 16 bytes from the operating system's secure random source.
-pub fn random_bytes() -> Result<[u8; 16], String> {
+/// 16 bytes from the operating system's secure random source; without one, nothing can be
+/// opened or granted, so the call is answered 503.
+fn random_bytes() -> Result<[u8; 16], ApiError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| format!("the system's random source failed: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the system's random source failed, so nothing was done: {e}"),
+        )
+    })?;
     Ok(bytes)
 }
 
-pub fn new_request_id() -> Result<RequestId, String> {
+pub fn new_request_id() -> Result<RequestId, ApiError> {
     random_bytes().map(RequestId::from_random)
 }
 
-pub fn new_grant_id() -> Result<GrantId, String> {
+pub fn new_grant_id() -> Result<GrantId, ApiError> {
     random_bytes().map(GrantId::from_random)
 }
 

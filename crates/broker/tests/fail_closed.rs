@@ -165,6 +165,17 @@ async fn when_the_store_cannot_commit_nothing_is_allowed_and_nothing_is_granted(
         );
     }
 
+    let (_, metrics) = b
+        .call(None, axum::http::Method::GET, "/metrics", None)
+        .await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("countersign_unavailable_total 3"),
+        "{metrics}"
+    );
+
     // Once the store is back, the grant is still unused: the failed consumption did not count.
     broken.store(false, Ordering::SeqCst);
     let (status, _) = b

@@ -47,9 +47,6 @@ pub struct EvaluateQuery {
     wait: Option<String>,
 }
 
-/// The longest a gated call may block in one request.
-const MAX_WAIT_SECS: u64 = 60;
-
 pub async fn evaluate(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
@@ -93,7 +90,7 @@ pub async fn evaluate(
     let wait = query
         .wait
         .as_deref()
-        .map(|w| wait_duration(w, MAX_WAIT_SECS))
+        .map(|w| wait_duration(w))
         .transpose()?;
     let digest = action
         .digest()
@@ -124,10 +121,11 @@ pub async fn evaluate(
             };
             let event = draft(at, kind, &principal.id, None, decision.explanation.clone())
                 .with_data(record);
-            state.audit.append(event).await.map_err(|e| {
-                state.metrics.store_error();
-                ApiError::unavailable(&e)
-            })?;
+            state
+                .audit
+                .append(event)
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?;
             if decision.outcome == Outcome::Allow {
                 Ok((StatusCode::OK, Json(answer)).into_response())
             } else {
@@ -142,8 +140,7 @@ pub async fn evaluate(
             }
         }
         Outcome::RequireApproval => {
-            let id = new_request_id()
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+            let id = new_request_id()?;
             let request = Request::open(id, action, decision, at)
                 .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
             let created = draft(
@@ -154,14 +151,7 @@ pub async fn evaluate(
                 request.decision.explanation.clone(),
             )
             .with_data(record);
-            state
-                .store
-                .create_request(&request, vec![created])
-                .await
-                .map_err(|e| {
-                    state.metrics.store_error();
-                    ApiError::from(e)
-                })?;
+            state.store.create_request(&request, vec![created]).await?;
             state.metrics.request_opened();
             state.deadlines.notify_one();
             let shown = match wait {

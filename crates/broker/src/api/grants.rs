@@ -66,11 +66,7 @@ pub async fn consume(
     let (verdict, _) = state
         .store
         .consume_grant(claims.grant, request.id, body.digest, at, vec![consumed])
-        .await
-        .map_err(|e| {
-            state.metrics.store_error();
-            ApiError::from(e)
-        })?;
+        .await?;
     match verdict {
         Consumed::Ok => Ok(Json(json!({ "consumed": true, "request": request.id }))),
         Consumed::AlreadyUsed { at } => Err(ApiError::new(

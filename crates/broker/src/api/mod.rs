@@ -49,7 +49,23 @@ pub fn router(state: Arc<State>) -> Router {
             ApiError::not_found("no such endpoint; see /openapi.json for the API")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&state),
+            count_unavailable,
+        ))
         .with_state(state)
+}
+
+/// Every 503 means Countersign could not record something and so did nothing: count them all in
+/// one place, whichever handler answered.
+async fn count_unavailable(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        state.metrics.unavailable();
+    }
+    response
 }
 
 /// The authenticated principal making the call.
@@ -138,9 +154,12 @@ pub fn request_id(text: &str) -> Result<RequestId, ApiError> {
         .map_err(|e: countersign_model::IdError| ApiError::bad_request(e.to_string()))
 }
 
-/// Parses `30s`, `2m`… for `wait` and `timeout` parameters, capped at `max_secs`.
-pub fn wait_duration(text: &str, max_secs: u64) -> Result<std::time::Duration, ApiError> {
+/// The longest one call blocks waiting for a decision; clients call again to wait longer.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Parses `30s`, `2m`… for `wait` and `timeout` parameters, capped at [`MAX_WAIT`].
+pub fn wait_duration(text: &str) -> Result<std::time::Duration, ApiError> {
     let d = countersign_model::parse_duration(text)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(d.min(std::time::Duration::from_secs(max_secs)))
+    Ok(d.min(MAX_WAIT))
 }

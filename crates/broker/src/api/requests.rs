@@ -7,11 +7,11 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
-use countersign_approval::GrantClaims;
 use countersign_approval::{
     Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
     State as RequestState, Verdict,
 };
+use countersign_approval::{GrantClaims, Refusal};
 use countersign_audit::EventDraft;
 use countersign_model::{RequestId, Timestamp};
 use countersign_store::{GrantStatus, RequestFilter, Update, Updated};
@@ -23,9 +23,6 @@ use super::{Body, Caller, request_id, wait_duration};
 use crate::error::ApiError;
 use crate::state::{State, draft, new_grant_id, now};
 use crate::views::{GrantView, RequestView, view};
-
-/// The longest one wait call blocks; clients call again to wait longer.
-const MAX_WAIT_SECS: u64 = 60;
 
 /// Loads a request the caller may see: humans see every request, agents their own.
 async fn visible(state: &State, caller: &Caller, id: RequestId) -> Result<Request, ApiError> {
@@ -100,8 +97,7 @@ pub async fn decided_view(
         GrantStatus::Active(claims) => claims,
         GrantStatus::Consumed => return Ok(view(request, None)),
         GrantStatus::None => {
-            let grant_id = new_grant_id()
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+            let grant_id = new_grant_id()?;
             let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
                 .map_err(|e| {
                     ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
@@ -178,7 +174,7 @@ pub async fn wait(
 ) -> Result<Json<RequestView>, ApiError> {
     let id = request_id(&id)?;
     visible(&state, &caller, id).await?;
-    let timeout = wait_duration(query.timeout.as_deref().unwrap_or("30s"), MAX_WAIT_SECS)?;
+    let timeout = wait_duration(query.timeout.as_deref().unwrap_or("30s"))?;
     let request = wait_for_decision(&state, id, timeout).await?;
     Ok(Json(decided_view(&state, &caller, &request).await?))
 }
@@ -211,8 +207,7 @@ async fn transition(
     let recorded = describe.clone();
     // Drawn now, used only if this event approves the request: the grant is then written in the
     // same transaction, so the waiting requester's wake-up needs no write of its own.
-    let grant_id = new_grant_id()
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    let grant_id = new_grant_id()?;
     let key = state.key.clone();
     let outcome = state
         .store
@@ -259,11 +254,7 @@ async fn transition(
                 })
             }),
         )
-        .await
-        .map_err(|e| {
-            state.metrics.store_error();
-            ApiError::from(e)
-        })?;
+        .await?;
     match outcome {
         Updated::Applied { request, .. } => {
             if !request.state.is_pending() {
@@ -272,21 +263,31 @@ async fn transition(
             state.waiters.notify(id);
             Ok(request)
         }
-        Updated::Refused { refusal, .. } => {
-            let refused = draft(
-                at,
-                "review.refused",
-                &caller.0.id,
-                Some(id),
-                format!("Refused: {describe}. Reason: {refusal}."),
-            );
-            // Best effort: the refusal itself is answered whatever happens to its record.
-            if let Err(error) = state.audit.append(refused).await {
-                tracing::error!(%error, "cannot record a refused review");
-            }
-            Err(ApiError::from(refusal))
-        }
+        Updated::Refused { refusal, .. } => Err(refuse(
+            state,
+            caller,
+            id,
+            format!("Refused: {describe}. Reason: {refusal}."),
+            refusal,
+        )
+        .await),
     }
+}
+
+/// Records a refused review or cancellation (an attempted self-approval is worth an auditor's
+/// eye) and turns it into the answer. Recording is best effort: the refusal is answered anyway.
+async fn refuse(
+    state: &State,
+    caller: &Caller,
+    id: RequestId,
+    explanation: String,
+    refusal: Refusal,
+) -> ApiError {
+    let refused = draft(now(), "review.refused", &caller.0.id, Some(id), explanation);
+    if let Err(error) = state.audit.append(refused).await {
+        tracing::error!(%error, "cannot record a refused review");
+    }
+    ApiError::from(refusal)
 }
 
 pub async fn review(
@@ -298,21 +299,10 @@ pub async fn review(
 ) -> Result<Json<RequestView>, ApiError> {
     let id = request_id(&id)?;
     if !caller.is_human() {
-        let refusal = countersign_approval::Refusal::Agent {
+        let refusal = Refusal::Agent {
             reviewer: caller.0.id.clone(),
         };
-        let attempt = draft(
-            now(),
-            "review.refused",
-            &caller.0.id,
-            Some(id),
-            format!("Refused: {refusal}."),
-        );
-        // Best effort: the refusal itself is answered whatever happens to its record.
-        if let Err(error) = state.audit.append(attempt).await {
-            tracing::error!(%error, "cannot record a refused review");
-        }
-        return Err(ApiError::from(refusal));
+        return Err(refuse(&state, &caller, id, format!("Refused: {refusal}."), refusal).await);
     }
     if body
         .comment
