@@ -87,11 +87,7 @@ pub async fn evaluate(
     action
         .validate()
         .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
-    let wait = query
-        .wait
-        .as_deref()
-        .map(|w| wait_duration(w))
-        .transpose()?;
+    let wait = query.wait.as_deref().map(wait_duration).transpose()?;
     let digest = action
         .digest()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
