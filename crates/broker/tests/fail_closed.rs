@@ -95,8 +95,8 @@ impl Store for Breakable {
     async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.audit_for_request(id).await
     }
-    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints().await
+    async fn checkpoints(&self, after: u64, through: u64) -> Result<Vec<Checkpoint>, StoreError> {
+        self.inner.checkpoints(after, through).await
     }
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
         self.inner.audit_head().await

@@ -419,7 +419,19 @@ async fn the_audit_log_chains_and_is_checkpointed<S: Store>(store: S) {
     assert_eq!(seqs, [1, 2, 3, 4]);
     let summary = verify(&events, None).unwrap();
     assert_eq!(store.audit_head().await.unwrap(), summary.head);
-    let checkpoints = store.checkpoints().await.unwrap();
+    let checkpoints = store.checkpoints(0, u64::MAX).await.unwrap();
+    let middle: Vec<u64> = store
+        .checkpoints(1, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(
+        middle,
+        [2, 3],
+        "the checkpoints over events 2..=3 (writes ended at 2, 3 and 4)"
+    );
     assert_eq!(
         checkpoints.last().map(|c| c.seq),
         Some(4),

@@ -144,7 +144,8 @@ pub trait Store: Send + Sync + 'static {
     /// The audit events about one request, in order.
     async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
 
-    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The checkpoints over events `after + 1 ..= through`, in order (`0, u64::MAX` for all).
+    async fn checkpoints(&self, after: u64, through: u64) -> Result<Vec<Checkpoint>, StoreError>;
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError>;
 }

@@ -433,11 +433,14 @@ impl Store for SqliteStore {
         decode_all(&bodies)
     }
 
-    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let bodies: Vec<String> =
-            sqlx::query_scalar("SELECT body FROM audit_checkpoints ORDER BY seq")
-                .fetch_all(&self.readers)
-                .await?;
+    async fn checkpoints(&self, after: u64, through: u64) -> Result<Vec<Checkpoint>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(through).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await?;
         decode_all(&bodies)
     }
 

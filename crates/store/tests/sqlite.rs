@@ -87,7 +87,7 @@ async fn everything_acknowledged_is_there_after_reopening() {
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
     verify_with_checkpoints(
         &events,
-        &store.checkpoints().await.unwrap(),
+        &store.checkpoints(0, u64::MAX).await.unwrap(),
         &checkpoint_key().public_key(),
     )
     .unwrap();
