@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use countersign_audit::{parse_export, verify_with_checkpoints};
-use countersign_client::{AuditVerification, LogHead};
+use countersign_client::AuditVerification;
 use countersign_model::PublicKey;
 
 use crate::connection::Connection;
@@ -104,10 +104,7 @@ pub fn verify_offline(text: &str, key: &PublicKey) -> AuditVerification {
     match verify_with_checkpoints(&export.events, &export.checkpoints, key) {
         Ok(summary) => AuditVerification::Intact {
             events: u64::try_from(summary.count).unwrap_or(u64::MAX),
-            head: summary.head.map(|head| LogHead {
-                seq: head.seq,
-                hash: head.hash,
-            }),
+            head: summary.head,
             checkpoints: Some(u64::try_from(export.checkpoints.len()).unwrap_or(u64::MAX)),
         },
         Err(error) => AuditVerification::Broken {

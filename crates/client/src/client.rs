@@ -307,11 +307,7 @@ impl Client {
         let (status, bytes) = self
             .send(Method::GET, &url, None, CALL_TIMEOUT, false)
             .await?;
-        if status.is_success() {
-            decode(&url, status, &bytes)
-        } else {
-            Err(self.refusal(&url, status, &bytes))
-        }
+        self.answer(&url, status, &bytes)
     }
 
     /// The URL of an endpoint below the server address; each segment is percent-encoded.
@@ -336,10 +332,20 @@ impl Client {
         limit: Duration,
     ) -> Result<T, ClientError> {
         let (status, bytes) = self.fetch(method, &url, body, limit).await?;
+        self.answer(&url, status, &bytes)
+    }
+
+    /// A successful answer decoded as `T`, or the broker's refusal.
+    fn answer<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<T, ClientError> {
         if status.is_success() {
-            decode(&url, status, &bytes)
+            decode(url, status, bytes)
         } else {
-            Err(self.refusal(&url, status, &bytes))
+            Err(self.refusal(url, status, bytes))
         }
     }
 

@@ -7,7 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use countersign_audit::{AuditEvent, Checkpoint};
+pub use countersign_approval::Verdict;
+use countersign_audit::{AuditEvent, ChainHead, Checkpoint};
 use countersign_model::{Action, Digest, PrincipalKind, RequestId, Timestamp};
 use countersign_policy::Requirement;
 use serde::{Deserialize, Serialize};
@@ -65,23 +66,6 @@ impl FromStr for RequestState {
             .into_iter()
             .find(|state| state.as_str() == s)
             .ok_or_else(|| UnknownState(s.to_owned()))
-    }
-}
-
-/// A reviewer's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approve,
-    Deny,
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Verdict::Approve => "approve",
-            Verdict::Deny => "deny",
-        })
     }
 }
 
@@ -310,13 +294,6 @@ pub struct AuditPage {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-/// Where the audit log ends: its last event and that event's hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogHead {
-    pub seq: u64,
-    pub hash: Digest,
-}
-
 /// The broker's verification of its own audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawVerification", into = "RawVerification")]
@@ -325,7 +302,7 @@ pub enum AuditVerification {
     Intact {
         events: u64,
         /// `None` for an empty log.
-        head: Option<LogHead>,
+        head: Option<ChainHead>,
         checkpoints: Option<u64>,
     },
     /// The first broken link, as a sentence an auditor can act on.
@@ -345,7 +322,7 @@ struct RawVerification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     events: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    head: Option<LogHead>,
+    head: Option<ChainHead>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     checkpoints: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
