@@ -50,6 +50,19 @@ pub enum Channel {
     Teams,
 }
 
+impl Channel {
+    /// The name the API and the store use: `api`, `cli`, `web`, `slack`, `teams`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Api => "api",
+            Channel::Cli => "cli",
+            Channel::Web => "web",
+            Channel::Slack => "slack",
+            Channel::Teams => "teams",
+        }
+    }
+}
+
 /// The reviewer as the directory knew them when the review was given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -422,3 +422,16 @@ fn brute_force_cover(groups: &[String], approvers: &[&Reviewer]) -> u32 {
     }
     go(0, groups, approvers, &mut vec![false; groups.len()])
 }
+
+#[test]
+fn channel_names_are_the_same_in_json_and_in_the_store() {
+    for channel in [
+        Channel::Api,
+        Channel::Cli,
+        Channel::Web,
+        Channel::Slack,
+        Channel::Teams,
+    ] {
+        assert_eq!(serde_json::to_value(channel).unwrap(), channel.as_str());
+    }
+}

@@ -87,14 +87,21 @@ pub struct Rule {
     pub outcome: Outcome,
     pub reason: String,
     pub line: usize,
-    pub(crate) kinds: Vec<Glob>,
-    pub(crate) resources: Vec<Glob>,
-    pub(crate) labels: Vec<(String, Vec<Glob>)>,
-    pub(crate) commands: Vec<Glob>,
-    pub(crate) sql: Vec<Glob>,
+    pub(crate) matchers: Matchers,
     pub(crate) condition: Option<Condition>,
     pub requirement: Option<Requirement>,
     pub timeout: Option<Duration>,
+}
+
+/// A rule's `match`, compiled: every list given must match; an empty list (other than kinds)
+/// places no constraint.
+#[derive(Debug)]
+pub(crate) struct Matchers {
+    pub kinds: Vec<Glob>,
+    pub resources: Vec<Glob>,
+    pub labels: Vec<(String, Vec<Glob>)>,
+    pub commands: Vec<Glob>,
+    pub sql: Vec<Glob>,
 }
 
 /// A policy test case, checked and ready to run.
@@ -386,36 +393,24 @@ impl<'t> Compiler<'t> {
         if self.errors.len() > before {
             return None;
         }
-        let (kinds, resources, labels, commands, sql) = matcher?;
         Some(Rule {
             id: rule.id.clone(),
             outcome: outcome?,
             reason: rule.reason.trim().to_owned(),
             line,
-            kinds,
-            resources,
-            labels,
-            commands,
-            sql,
+            matchers: matcher?,
             condition,
             requirement,
             timeout,
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn matcher(
         &mut self,
         m: &MatchSource,
         line: usize,
         subject: &Option<String>,
-    ) -> Option<(
-        Vec<Glob>,
-        Vec<Glob>,
-        Vec<(String, Vec<Glob>)>,
-        Vec<Glob>,
-        Vec<Glob>,
-    )> {
+    ) -> Option<Matchers> {
         let before = self.errors.len();
         let kinds = match &m.kind {
             Some(kinds) => {
@@ -475,7 +470,13 @@ impl<'t> Compiler<'t> {
             .as_ref()
             .map(|p| self.globs(p, true, line, subject, "match.sql"))
             .unwrap_or_default();
-        (self.errors.len() == before).then_some((kinds, resources, labels, commands, sql))
+        (self.errors.len() == before).then_some(Matchers {
+            kinds,
+            resources,
+            labels,
+            commands,
+            sql,
+        })
     }
 
     fn globs(
@@ -625,11 +626,22 @@ pub fn normalize_sql(sql: &str) -> String {
 fn index_entry(rule: &Rule) -> IndexEntry {
     IndexEntry {
         kinds: rule
+            .matchers
             .kinds
             .iter()
             .map(|g| (g.literal_prefix(), g.is_exact()))
             .collect(),
-        resources: rule.resources.iter().map(Glob::literal_prefix).collect(),
-        commands: rule.commands.iter().map(Glob::literal_prefix).collect(),
+        resources: rule
+            .matchers
+            .resources
+            .iter()
+            .map(Glob::literal_prefix)
+            .collect(),
+        commands: rule
+            .matchers
+            .commands
+            .iter()
+            .map(Glob::literal_prefix)
+            .collect(),
     }
 }

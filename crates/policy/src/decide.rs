@@ -5,7 +5,7 @@ use cel::Context;
 use countersign_model::Action;
 use countersign_model::action::shell_join;
 
-use crate::compile::{Policy, Rule, normalize_sql};
+use crate::compile::{Matchers, Policy, Rule, normalize_sql};
 use crate::condition::context_for;
 use crate::decision::{ConditionFailure, Decision, Outcome};
 use crate::explain::explain;
@@ -34,8 +34,9 @@ pub fn command_line(argv: &[&str]) -> String {
     shell_join(std::iter::once(program).chain(argv[1..].iter().copied()))
 }
 
-impl Rule {
-    fn matches_statically(&self, facts: &mut Facts<'_>) -> bool {
+impl Matchers {
+    /// Whether the rule's `match` fits the action (its condition aside).
+    fn fit(&self, facts: &mut Facts<'_>) -> bool {
         let action = facts.action;
         self.kinds.iter().any(|g| g.matches(&action.kind))
             && (self.resources.is_empty()
@@ -77,7 +78,7 @@ impl Policy {
         let mut failed_rules: Vec<&Rule> = Vec::new();
         for i in candidates {
             let rule = &self.rules[i as usize];
-            if !rule.matches_statically(&mut facts) {
+            if !rule.matchers.fit(&mut facts) {
                 continue;
             }
             if let Some(condition) = &rule.condition {

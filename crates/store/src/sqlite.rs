@@ -197,7 +197,7 @@ async fn save_new_reviews(
             .bind(after.id.to_string())
             .bind(&review.reviewer.id)
             .bind(review.verdict.to_string())
-            .bind(serde_json::to_value(review.channel)?.as_str().unwrap_or_default().to_owned())
+            .bind(review.channel.as_str())
             .bind(millis(review.at))
             .bind(serde_json::to_string(review)?)
             .execute(&mut **tx)
