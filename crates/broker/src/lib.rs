@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use countersign_model::{Digest, SecretKey};
 use countersign_policy::Policy;
-use countersign_store::{RequestFilter, Store};
+use countersign_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -48,14 +48,7 @@ impl Broker {
         store: Arc<dyn Store>,
         key: SecretKey,
     ) -> Result<Broker, countersign_store::StoreError> {
-        let pending = store
-            .list_requests(&RequestFilter {
-                state: Some("pending".into()),
-                requester: None,
-                limit: u32::MAX,
-            })
-            .await?
-            .len();
+        let pending = store.count_requests("pending").await?;
         let state = Arc::new(State {
             policy: RwLock::new(Arc::new(policy)),
             load_policy,

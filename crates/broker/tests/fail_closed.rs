@@ -57,6 +57,9 @@ impl Store for Breakable {
     async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<Request>, StoreError> {
         self.inner.list_requests(f).await
     }
+    async fn count_requests(&self, state: &str) -> Result<u64, StoreError> {
+        self.inner.count_requests(state).await
+    }
     async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_deadline().await
     }

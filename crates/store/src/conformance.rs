@@ -275,6 +275,8 @@ async fn listing_filters_and_orders<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(pending.len(), 2);
+    assert_eq!(store.count_requests("pending").await.unwrap(), 2);
+    assert_eq!(store.count_requests("cancelled").await.unwrap(), 1);
     let mine = store
         .list_requests(&RequestFilter {
             requester: Some("bot-a".into()),

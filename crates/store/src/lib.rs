@@ -107,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// Requests, newest first.
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
 
+    /// How many requests are in `state` (`pending`, `approved`, …).
+    async fn count_requests(&self, state: &str) -> Result<u64, StoreError>;
+
     /// The earliest deadline among pending requests.
     async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError>;
 

@@ -308,6 +308,14 @@ impl Store for SqliteStore {
         decode_all(&bodies)
     }
 
+    async fn count_requests(&self, state: &str) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE state = ?")
+            .bind(state)
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
         let deadline: Option<i64> =
             sqlx::query_scalar("SELECT MIN(expires_at) FROM requests WHERE state = 'pending'")
