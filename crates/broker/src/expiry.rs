@@ -70,7 +70,7 @@ async fn expire_due(state: &State) {
         match state.store.update_request(id, transition).await {
             Ok(Updated::Applied { request, .. }) => {
                 state.metrics.request_closed(request.created_at.until(at));
-                state.waiters.notify(id);
+                state.changed(id, "request.expired");
             }
             // Decided between the listing and now: nothing to expire.
             Ok(Updated::Refused { .. }) => {}

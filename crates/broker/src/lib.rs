@@ -7,6 +7,7 @@
 
 mod api;
 mod audit_batch;
+mod changes;
 pub mod config;
 mod error;
 mod expiry;
@@ -17,17 +18,21 @@ mod waiters;
 
 use std::sync::{Arc, RwLock};
 
-use countersign_model::{Digest, SecretKey};
+use countersign_approval::{Authentication, Channel, Request, Verdict};
+use countersign_model::{Digest, RequestId, SecretKey};
 use countersign_policy::Policy;
 use countersign_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+pub use changes::Change;
 pub use config::{Config, ConfigError, Principal};
+pub use error::ApiError;
 pub use state::PolicyLoader;
 
 use crate::audit_batch::AuditBatcher;
+use crate::changes::Changes;
 use crate::metrics::Metrics;
 use crate::state::{State, draft, now};
 use crate::waiters::Waiters;
@@ -59,6 +64,7 @@ impl Broker {
             principals: config.principals.iter().cloned().map(Arc::new).collect(),
             tokens: config.tokens.clone(),
             waiters: Waiters::default(),
+            changes: Changes::default(),
             deadlines: Notify::new(),
             metrics: Metrics::default(),
             public_url: config.public_url.clone(),
@@ -87,6 +93,65 @@ impl Broker {
 
     pub fn policy_hash(&self) -> Digest {
         self.state.policy().hash()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.state.policy()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.state.store
+    }
+
+    /// The URL reviewers use to reach this broker.
+    pub fn public_url(&self) -> &str {
+        &self.state.public_url
+    }
+
+    pub fn principal(&self, id: &str) -> Option<Arc<Principal>> {
+        self.state.principal(id)
+    }
+
+    pub fn principals(&self) -> &[Arc<Principal>] {
+        &self.state.principals
+    }
+
+    /// Every durable change to a request from now on (see [`Change`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.state.changes.subscribe()
+    }
+
+    /// Reviews request `id` as `principal`, through the same path as the API: the approval core
+    /// decides (self-approval, eligibility, quorum), the review or its refusal is audited, waiters
+    /// wake. `authentication` says how the channel proved who the reviewer is.
+    pub async fn review(
+        &self,
+        principal: &Principal,
+        id: RequestId,
+        verdict: Verdict,
+        comment: Option<String>,
+        channel: Channel,
+        authentication: Authentication,
+    ) -> Result<Request, ApiError> {
+        api::submit_review(
+            &self.state,
+            principal,
+            id,
+            verdict,
+            comment,
+            channel,
+            authentication,
+        )
+        .await
+    }
+
+    /// Appends events to the audit log (durably, before returning).
+    pub async fn record(
+        &self,
+        events: Vec<countersign_audit::EventDraft>,
+    ) -> Result<(), countersign_store::StoreError> {
+        self.state.store.append_audit(events).await.map(|_| ())
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use axum::http::StatusCode;
 
 use crate::audit_batch::AuditBatcher;
+use crate::changes::Changes;
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -32,6 +33,7 @@ pub struct State {
     pub principals: Vec<Arc<Principal>>,
     pub tokens: HashMap<[u8; 32], usize>,
     pub waiters: Waiters,
+    pub changes: Changes,
     /// Rung when a request with a possibly earlier deadline is created.
     pub deadlines: Notify,
     pub audit: AuditBatcher,
@@ -55,6 +57,17 @@ impl State {
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         )
+    }
+
+    /// Wakes whoever waits on request `id` and tells the change feed; call once the change
+    /// recorded as the audit event `kind` is durable.
+    pub fn changed(&self, id: RequestId, kind: &'static str) {
+        self.waiters.notify(id);
+        self.changes.publish(id, kind);
+    }
+
+    pub fn principal(&self, id: &str) -> Option<Arc<Principal>> {
+        self.principals.iter().find(|p| p.id == id).cloned()
     }
 
     pub fn principal_by_token(&self, token: &str) -> Option<Arc<Principal>> {

@@ -91,6 +91,64 @@ pub struct Rule {
     pub(crate) condition: Option<Condition>,
     pub requirement: Option<Requirement>,
     pub timeout: Option<Duration>,
+    /// Where requests this rule opens are announced (`notify`), in the order written.
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// A place a pending request is announced: `slack:#dba-approvals` is Slack's channel
+/// `#dba-approvals`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    /// The integration: `slack`.
+    pub service: String,
+    /// Where in that service: a channel name with its `#`, or a channel id.
+    pub address: String,
+}
+
+impl NotifyTarget {
+    fn parse(text: &str) -> Result<NotifyTarget, String> {
+        let fix = "write it as slack:#channel-name or slack:C0123ABCD (a Slack channel id)";
+        let Some((service, address)) = text.split_once(':') else {
+            return Err(format!("notify target '{text}' names no service: {fix}"));
+        };
+        if service != "slack" {
+            return Err(format!(
+                "notify target '{text}': unknown service '{service}' (the only one is slack); {fix}"
+            ));
+        }
+        let name_ok = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 80
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        };
+        let id_ok = |id: &str| {
+            id.len() >= 9
+                && id.starts_with(['C', 'G'])
+                && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        };
+        let valid = match address.strip_prefix('#') {
+            Some(name) => name_ok(name),
+            None => id_ok(address),
+        };
+        if valid {
+            Ok(NotifyTarget {
+                service: service.to_owned(),
+                address: address.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "notify target '{text}' is not a Slack channel: {fix} (names are lowercase letters, digits, '-', '_' and '.')"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for NotifyTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.address)
+    }
 }
 
 /// A rule's `match`, compiled: every list given must match; an empty list (other than kinds)
@@ -390,6 +448,23 @@ impl<'t> Compiler<'t> {
             }
             None => None,
         };
+        let mut notify = Vec::new();
+        if let Some(targets) = &rule.notify {
+            let line = self.line(targets.span());
+            if outcome.is_some_and(|o| o != Outcome::RequireApproval) {
+                self.error(
+                    line,
+                    subject.clone(),
+                    "notify only applies to decision = \"require_approval\": only requests are announced",
+                );
+            }
+            for target in targets.get_ref() {
+                match NotifyTarget::parse(target) {
+                    Ok(target) => notify.push(target),
+                    Err(message) => self.error(line, subject.clone(), &message),
+                }
+            }
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -402,6 +477,7 @@ impl<'t> Compiler<'t> {
             condition,
             requirement,
             timeout,
+            notify,
         })
     }
 

@@ -51,6 +51,10 @@ pub struct RuleSource {
     /// How long a request this rule opens stays pending: 30m, 4h, 1d.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
+    /// Where a request this rule opens is announced, besides the broker's default channels:
+    /// `slack:#dba-approvals`, `slack:C0123ABCD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// What a rule applies to. Every field given must match; a list matches when any entry does.

@@ -150,6 +150,7 @@ pub async fn evaluate(
             state.store.create_request(&request, vec![created]).await?;
             state.metrics.request_opened();
             state.deadlines.notify_one();
+            state.changes.publish(id, "request.created");
             let shown = match wait {
                 Some(wait) => {
                     let latest = wait_for_decision(&state, id, wait).await?;

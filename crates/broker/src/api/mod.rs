@@ -6,6 +6,8 @@ mod grants;
 mod requests;
 mod system;
 
+pub(crate) use requests::submit_review;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -13,13 +13,14 @@ use countersign_approval::{
 };
 use countersign_approval::{GrantClaims, Refusal};
 use countersign_audit::EventDraft;
-use countersign_model::{RequestId, Timestamp};
+use countersign_model::{PrincipalKind, RequestId, Timestamp};
 use countersign_store::{GrantStatus, RequestFilter, Update, Updated};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{Body, Caller, request_id, wait_duration};
+use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_grant_id, now};
 use crate::views::{GrantView, RequestView, view};
@@ -191,13 +192,12 @@ pub struct ReviewBody {
 /// recorded too (an attempted self-approval is worth an auditor's eye) and answered with the reason.
 async fn transition(
     state: &State,
-    caller: &Caller,
+    actor: &str,
     id: RequestId,
     event: Event,
     describe: String,
 ) -> Result<Request, ApiError> {
     let at = now();
-    let actor = caller.0.id.clone();
     let kind = match &event {
         Event::Review(r) if r.verdict == Verdict::Approve => "review.approved",
         Event::Review(_) => "review.denied",
@@ -209,20 +209,21 @@ async fn transition(
     // same transaction, so the waiting requester's wake-up needs no write of its own.
     let grant_id = new_grant_id()?;
     let key = state.key.clone();
+    let by = actor.to_owned();
     let outcome = state
         .store
         .update_request(
             id,
             Box::new(move |current: &Request| {
                 let next = current.apply(&event)?;
-                let mut audit = vec![draft(at, kind, &actor, Some(id), recorded)];
+                let mut audit = vec![draft(at, kind, &by, Some(id), recorded)];
                 let mut grant = None;
                 match &next.state {
                     RequestState::Approved { .. } => {
                         audit.push(draft(
                             at,
                             "request.approved",
-                            &actor,
+                            &by,
                             Some(id),
                             format!("Request {id} is approved: every requirement is met."),
                         ));
@@ -234,17 +235,16 @@ async fn transition(
                             grant = Some(issued.claims);
                         }
                     }
-                    RequestState::Denied { by, .. } if kind == "review.denied" => {
-                        audit.push(draft(
+                    RequestState::Denied { by: denier, .. } if kind == "review.denied" => audit
+                        .push(draft(
                             at,
                             "request.denied",
-                            &actor,
+                            &by,
                             Some(id),
                             format!(
-                                "Request {id} is denied: {by} denied it. The action will not run."
+                                "Request {id} is denied: {denier} denied it. The action will not run."
                             ),
-                        ))
-                    }
+                        )),
                     _ => {}
                 }
                 Ok(Update {
@@ -257,15 +257,21 @@ async fn transition(
         .await?;
     match outcome {
         Updated::Applied { request, .. } => {
+            let published = match request.state {
+                RequestState::Pending => kind,
+                RequestState::Approved { .. } => "request.approved",
+                RequestState::Denied { .. } if kind == "review.denied" => "request.denied",
+                _ => kind,
+            };
             if !request.state.is_pending() {
                 state.metrics.request_closed(request.created_at.until(at));
             }
-            state.waiters.notify(id);
+            state.changed(id, published);
             Ok(request)
         }
         Updated::Refused { refusal, .. } => Err(refuse(
             state,
-            caller,
+            actor,
             id,
             format!("Refused: {describe}. Reason: {refusal}."),
             refusal,
@@ -278,16 +284,74 @@ async fn transition(
 /// eye) and turns it into the answer. Recording is best effort: the refusal is answered anyway.
 async fn refuse(
     state: &State,
-    caller: &Caller,
+    actor: &str,
     id: RequestId,
     explanation: String,
     refusal: Refusal,
 ) -> ApiError {
-    let refused = draft(now(), "review.refused", &caller.0.id, Some(id), explanation);
+    let refused = draft(now(), "review.refused", actor, Some(id), explanation);
     if let Err(error) = state.audit.append(refused).await {
         tracing::error!(%error, "cannot record a refused review");
     }
     ApiError::from(refusal)
+}
+
+/// The one path every review takes, whatever channel it came through (API, CLI, Slack, the web
+/// inbox): agents are refused, the comment is bounded, and the approval core decides the rest
+/// (self-approval, eligibility, quorum) inside the store's transaction.
+pub(crate) async fn submit_review(
+    state: &State,
+    principal: &Principal,
+    id: RequestId,
+    verdict: Verdict,
+    comment: Option<String>,
+    channel: Channel,
+    authentication: Authentication,
+) -> Result<Request, ApiError> {
+    if principal.kind != PrincipalKind::Human {
+        let refusal = Refusal::Agent {
+            reviewer: principal.id.clone(),
+        };
+        let explanation = format!("Refused: {refusal}.");
+        return Err(refuse(state, &principal.id, id, explanation, refusal).await);
+    }
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+        return Err(ApiError::bad_request(
+            "the comment is longer than 2000 characters",
+        ));
+    }
+    let quoted = comment
+        .as_ref()
+        .map(|c| format!(" with the comment \"{c}\""))
+        .unwrap_or_default();
+    let via = match channel {
+        Channel::Api | Channel::Cli => String::new(),
+        other => format!(" in {}", channel_name(other)),
+    };
+    let describe = format!("{} chose to {verdict} request {id}{via}{quoted}", principal.id);
+    let review = Review {
+        reviewer: Reviewer {
+            id: principal.id.clone(),
+            kind: principal.kind,
+            groups: principal.groups.clone(),
+            authentication,
+        },
+        verdict,
+        comment,
+        channel,
+        at: now(),
+    };
+    transition(state, &principal.id, id, Event::Review(review), describe).await
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Api => "the API",
+        Channel::Cli => "the command line",
+        Channel::Web => "the web inbox",
+        Channel::Slack => "Slack",
+        Channel::Teams => "Microsoft Teams",
+    }
 }
 
 pub async fn review(
@@ -298,21 +362,6 @@ pub async fn review(
     Body(body): Body<ReviewBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     let id = request_id(&id)?;
-    if !caller.is_human() {
-        let refusal = Refusal::Agent {
-            reviewer: caller.0.id.clone(),
-        };
-        return Err(refuse(&state, &caller, id, format!("Refused: {refusal}."), refusal).await);
-    }
-    if body
-        .comment
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > 2000)
-    {
-        return Err(ApiError::bad_request(
-            "the comment is longer than 2000 characters",
-        ));
-    }
     // The CLI says so; anything else through the API is the API.
     let channel = match headers
         .get("x-countersign-channel")
@@ -321,28 +370,16 @@ pub async fn review(
         Some("cli") => Channel::Cli,
         _ => Channel::Api,
     };
-    let principal = &caller.0;
-    let review = Review {
-        reviewer: Reviewer {
-            id: principal.id.clone(),
-            kind: principal.kind,
-            groups: principal.groups.clone(),
-            authentication: Authentication::ApiToken,
-        },
-        verdict: body.verdict,
-        comment: body.comment.clone(),
+    let request = submit_review(
+        &state,
+        &caller.0,
+        id,
+        body.verdict,
+        body.comment,
         channel,
-        at: now(),
-    };
-    let comment = body
-        .comment
-        .map(|c| format!(" with the comment \"{c}\""))
-        .unwrap_or_default();
-    let describe = format!(
-        "{} chose to {} request {id}{comment}",
-        principal.id, body.verdict
-    );
-    let request = transition(&state, &caller, id, Event::Review(review), describe).await?;
+        Authentication::ApiToken,
+    )
+    .await?;
     Ok(Json(view(&request, None)))
 }
 
@@ -361,7 +398,7 @@ pub async fn cancel(
         by: caller.0.id.clone(),
         at: now(),
     };
-    let request = transition(&state, &caller, id, event, describe).await?;
+    let request = transition(&state, &caller.0.id, id, event, describe).await?;
     Ok(Json(view(&request, None)))
 }
 
@@ -419,6 +456,6 @@ pub async fn outcome(
     )
     .with_data(json!({ "status": body.status, "exit_code": body.exit_code, "summary": summary }));
     state.store.append_audit(vec![event]).await?;
-    state.waiters.notify(id);
+    state.changed(id, "action.outcome");
     Ok(Json(json!({ "recorded": true })))
 }
