@@ -27,6 +27,11 @@ struct ConfigFile {
     signing_key: Option<String>,
     #[serde(default)]
     principals: Vec<PrincipalEntry>,
+    /// `[slack]` and `[web]` belong to the Slack integration and the web inbox, which check them.
+    #[serde(default)]
+    slack: Option<toml::Table>,
+    #[serde(default)]
+    web: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +48,10 @@ struct PrincipalEntry {
     acts_for: Vec<String>,
     #[serde(default)]
     admin: bool,
+    #[serde(default)]
+    slack_user: Option<String>,
+    #[serde(default)]
+    oidc_subject: Option<String>,
 }
 
 /// A principal of the directory.
@@ -56,6 +65,12 @@ pub struct Principal {
     pub acts_for: Vec<String>,
     /// May reload the policy (humans only).
     pub admin: bool,
+    /// The Slack user id (`U0123ABCD`) whose clicks in Slack are this human's reviews; without
+    /// one, Slack users are matched by their profile's email.
+    pub slack_user: Option<String>,
+    /// The `sub` claim of this human's OpenID Connect ID token; without one, sign-ins are
+    /// matched by email.
+    pub oidc_subject: Option<String>,
 }
 
 /// The configuration, checked. Paths are as written; the binary resolves them against the
@@ -71,6 +86,10 @@ pub struct Config {
     pub principals: Vec<Principal>,
     /// SHA-256 of each principal's API token → its index in `principals`.
     pub tokens: HashMap<[u8; 32], usize>,
+    /// The `[slack]` table as written, checked by the Slack integration.
+    pub slack: Option<toml::Table>,
+    /// The `[web]` table as written, checked by the web inbox.
+    pub web: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +173,22 @@ impl Config {
                     "{at}: acts_for is only for agents; a human acts for themselves"
                 ));
             }
+            if kind == PrincipalKind::Agent
+                && (entry.slack_user.is_some() || entry.oidc_subject.is_some())
+            {
+                errors.push(format!(
+                    "{at}: slack_user and oidc_subject are only for humans; agents never review"
+                ));
+            }
+            if let Some(user) = &entry.slack_user
+                && !(user.len() >= 9
+                    && user.starts_with(['U', 'W'])
+                    && user.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+            {
+                errors.push(format!(
+                    "{at}: slack_user '{user}' is not a Slack user id (like U0123ABCDE: open the person's Slack profile, ⋮ → Copy member ID)"
+                ));
+            }
             if kind == PrincipalKind::Agent && entry.admin {
                 errors.push(format!(
                     "{at}: admin = true is only for humans; agents can never change the policy"
@@ -173,6 +208,8 @@ impl Config {
                 email: entry.email.clone(),
                 acts_for: entry.acts_for.clone(),
                 admin: entry.admin,
+                slack_user: entry.slack_user.clone(),
+                oidc_subject: entry.oidc_subject.clone(),
             });
         }
         for p in &principals {
@@ -205,6 +242,8 @@ impl Config {
             policy: PathBuf::from(file.policy),
             principals,
             tokens,
+            slack: file.slack,
+            web: file.web,
         })
     }
 }
