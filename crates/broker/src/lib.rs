@@ -13,28 +13,29 @@ mod error;
 mod expiry;
 mod metrics;
 mod state;
-mod views;
+pub mod views;
 mod waiters;
 
 use std::sync::{Arc, RwLock};
 
 use countersign_approval::{Authentication, Channel, Request, Verdict};
-use countersign_model::{Digest, RequestId, SecretKey};
+use countersign_model::{Digest, PublicKey, RequestId, SecretKey};
 use countersign_policy::Policy;
 use countersign_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+pub use api::AuditVerification;
 pub use changes::Change;
 pub use config::{Config, ConfigError, Principal};
 pub use error::ApiError;
-pub use state::PolicyLoader;
+pub use state::{PolicyLoader, now};
 
 use crate::audit_batch::AuditBatcher;
 use crate::changes::Changes;
 use crate::metrics::Metrics;
-use crate::state::{State, draft, now};
+use crate::state::{State, draft};
 use crate::waiters::Waiters;
 
 /// A running broker's shared state; cheap to clone.
@@ -107,6 +108,21 @@ impl Broker {
     /// The URL reviewers use to reach this broker.
     pub fn public_url(&self) -> &str {
         &self.state.public_url
+    }
+
+    /// The key that verifies the broker's grants, audit checkpoints and exports.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.state.public_key
+    }
+
+    /// Verifies the whole audit log against its signed checkpoints, as `GET /v1/audit/verify`.
+    pub async fn verify_audit(&self) -> Result<AuditVerification, ApiError> {
+        api::verify_log(&self.state).await
+    }
+
+    /// The principal whose API token this is, if any.
+    pub fn principal_by_token(&self, token: &str) -> Option<Arc<Principal>> {
+        self.state.principal_by_token(token)
     }
 
     pub fn principal(&self, id: &str) -> Option<Arc<Principal>> {

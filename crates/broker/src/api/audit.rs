@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Query, State as AxumState};
 use axum::http::header;
 use axum::response::IntoResponse;
-use countersign_audit::{AuditEvent, render_export, verify_with_checkpoints};
+use countersign_audit::{
+    AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
+};
 use countersign_model::RequestId;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -57,21 +59,37 @@ async fn all_events(state: &State) -> Result<Vec<AuditEvent>, ApiError> {
     }
 }
 
+/// Verifies the whole log: every event's hash and link, and every checkpoint's signature.
+pub(crate) async fn verify_log(state: &State) -> Result<AuditVerification, ApiError> {
+    let events = all_events(state).await?;
+    let checkpoints = state.store.checkpoints(0, u64::MAX).await?;
+    Ok(AuditVerification {
+        checkpoints: checkpoints.len(),
+        result: verify_with_checkpoints(&events, &checkpoints, &state.public_key),
+    })
+}
+
+/// What verifying the audit log found.
+#[derive(Debug)]
+pub struct AuditVerification {
+    /// How many signed checkpoints were checked.
+    pub checkpoints: usize,
+    /// The verified chain, or the first broken link in words.
+    pub result: Result<ChainSummary, VerifyError>,
+}
+
 pub async fn verify(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_human("verify the audit log")?;
-    let events = all_events(&state).await?;
-    let checkpoints = state.store.checkpoints(0, u64::MAX).await?;
-    Ok(Json(
-        match verify_with_checkpoints(&events, &checkpoints, &state.public_key) {
-            Ok(summary) => {
-                json!({ "ok": true, "events": summary.count, "head": summary.head, "checkpoints": checkpoints.len() })
-            }
-            Err(error) => json!({ "ok": false, "error": error.to_string(), "seq": error.seq() }),
-        },
-    ))
+    let verification = verify_log(&state).await?;
+    Ok(Json(match verification.result {
+        Ok(summary) => {
+            json!({ "ok": true, "events": summary.count, "head": summary.head, "checkpoints": verification.checkpoints })
+        }
+        Err(error) => json!({ "ok": false, "error": error.to_string(), "seq": error.seq() }),
+    }))
 }
 
 pub async fn export(

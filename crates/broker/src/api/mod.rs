@@ -6,6 +6,8 @@ mod grants;
 mod requests;
 mod system;
 
+pub use audit::AuditVerification;
+pub(crate) use audit::verify_log;
 pub(crate) use requests::submit_review;
 
 use std::sync::Arc;
