@@ -78,6 +78,7 @@ impl State {
     }
 }
 
+/// The time now, by this machine's clock.
 pub fn now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)

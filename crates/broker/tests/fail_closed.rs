@@ -13,7 +13,9 @@ use countersign_approval::{GrantClaims, Request};
 use countersign_audit::{AuditEvent, ChainHead, Checkpoint, EventDraft};
 use countersign_model::ids::GrantId;
 use countersign_model::{Digest, RequestId, Timestamp};
-use countersign_store::{Consumed, RequestFilter, Store, StoreError, Transition, Updated};
+use countersign_store::{
+    Consumed, PostedMessage, RequestFilter, Store, StoreError, Transition, Updated,
+};
 use harness::{EXAMPLE_POLICY, pg_dump, start_with};
 use serde_json::json;
 
@@ -103,6 +105,20 @@ impl Store for Breakable {
     }
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
         self.inner.audit_head().await
+    }
+    async fn save_message(
+        &self,
+        m: &PostedMessage,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.check()?;
+        self.inner.save_message(m, audit).await
+    }
+    async fn messages(&self, id: RequestId) -> Result<Vec<PostedMessage>, StoreError> {
+        self.inner.messages(id).await
+    }
+    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError> {
+        self.inner.unsettled_messages(service).await
     }
 }
 

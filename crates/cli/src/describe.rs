@@ -1,52 +1,14 @@
 //! How actions and requests read in a terminal: one-line summaries, quorum so far, time left, and
 //! text from the broker (much of it written by agents) made unable to drive the terminal.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use countersign_client::{ProgressView, RequestView};
 use countersign_model::action::shell_join;
 use countersign_model::{Action, Chain, Timestamp, format_duration};
 
-/// The time now, by this machine's clock.
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_millis(millis)
-}
-
-/// `text` with control characters and bidirectional overrides escaped. Justifications, argv, SQL
-/// and comments come from agents and other people; printed raw, an escape sequence could rewrite
-/// what the terminal shows, or reorder it.
-pub fn clean(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_bidi_control(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// At most `max` characters of `text`, with `…` when cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
+pub use countersign_broker::now;
+pub use countersign_model::text::{clean, truncate};
 
 /// What runs, in one line: the command, the SQL statement, or the kind of action.
 pub fn what_runs(action: &Action) -> String {

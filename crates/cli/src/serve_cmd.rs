@@ -118,6 +118,10 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))
     });
     let broker = Broker::start(&config, policy, loader, Arc::new(store), key).await?;
+    let mut router = broker.router();
+    if let Some(table) = &config.slack {
+        router = router.merge(start_slack(&broker, table)?.router());
+    }
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (is another Countersign running there?)",
@@ -144,7 +148,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     });
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    axum::serve(listener, broker.router())
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = terminate.recv() => {}
@@ -154,4 +158,30 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         })
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks `[slack]`, reads the secrets from the environment variables it names, and starts
+/// posting requests to Slack.
+fn start_slack(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersign_slack::Slack> {
+    let settings = countersign_slack::Settings::parse(table)
+        .map_err(|e| anyhow::anyhow!("the configuration is not valid:\n{}", e.join("\n")))?;
+    let secret = |name: &str, what: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "Slack is configured, but the environment variable {name} ({what}) is not set: export it, or remove [slack] from the configuration"
+                )
+            })
+    };
+    let secrets = countersign_slack::Secrets {
+        bot_token: secret(&settings.bot_token_env, "the Slack bot token, xoxb-…")?,
+        signing_secret: secret(&settings.signing_secret_env, "the Slack app's signing secret")?,
+    };
+    eprintln!(
+        "countersign: posting requests to Slack channel {}; interactions at /slack/interactions",
+        settings.channel
+    );
+    countersign_slack::Slack::start(broker.clone(), settings, secrets).map_err(anyhow::Error::msg)
 }

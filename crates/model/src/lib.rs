@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod digest;
 pub mod ids;
 pub mod signing;
+pub mod text;
 pub mod time;
 
 pub use action::{Action, ActionError, Chain, PrincipalKind};

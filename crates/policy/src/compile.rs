@@ -106,7 +106,8 @@ pub struct NotifyTarget {
 }
 
 impl NotifyTarget {
-    fn parse(text: &str) -> Result<NotifyTarget, String> {
+    /// Reads `slack:#channel` or `slack:C0123ABCD`; the error says how to write it.
+    pub fn parse(text: &str) -> Result<NotifyTarget, String> {
         let fix = "write it as slack:#channel-name or slack:C0123ABCD (a Slack channel id)";
         let Some((service, address)) = text.split_once(':') else {
             return Err(format!("notify target '{text}' names no service: {fix}"));

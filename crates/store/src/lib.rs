@@ -73,6 +73,21 @@ pub enum Consumed {
     Unknown,
 }
 
+/// A message posted about a request in a chat service, so it can be updated later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedMessage {
+    pub request: RequestId,
+    /// The chat service: `slack`.
+    pub service: String,
+    /// Where it was asked to go, as configured (`#dba-approvals`).
+    pub target: String,
+    /// The service's id of the channel it landed in, and of the message (Slack's `ts`).
+    pub channel: String,
+    pub ts: String,
+    /// The message shows the request's end; it needs no more updates.
+    pub settled: bool,
+}
+
 /// Which requests to list.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -151,4 +166,18 @@ pub trait Store: Send + Sync + 'static {
     async fn checkpoints(&self, after: u64, through: u64) -> Result<Vec<Checkpoint>, StoreError>;
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError>;
+
+    /// Records (or updates, by request, service and target) a posted message, with the audit
+    /// events that record it, in one transaction.
+    async fn save_message(
+        &self,
+        message: &PostedMessage,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The messages posted about one request.
+    async fn messages(&self, request: RequestId) -> Result<Vec<PostedMessage>, StoreError>;
+
+    /// Requests with a message in `service` that does not show their end yet.
+    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError>;
 }

@@ -18,7 +18,10 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::Mutex;
 
-use crate::{Consumed, GrantStatus, RequestFilter, Store, StoreError, Transition, Update, Updated};
+use crate::{
+    Consumed, GrantStatus, PostedMessage, RequestFilter, Store, StoreError, Transition, Update,
+    Updated,
+};
 
 pub struct SqliteStore {
     writer: Mutex<Writer>,
@@ -454,5 +457,70 @@ impl Store for SqliteStore {
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
         Ok(self.writer.lock().await.head)
+    }
+
+    async fn save_message(
+        &self,
+        message: &PostedMessage,
+        audit: Vec<EventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let message = message.clone();
+        let (_, events) = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO messages (request_id, service, target, channel, ts, settled) \
+                         VALUES (?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (request_id, service, target) DO UPDATE SET \
+                         channel = excluded.channel, ts = excluded.ts, settled = excluded.settled",
+                    )
+                    .bind(message.request.to_string())
+                    .bind(&message.service)
+                    .bind(&message.target)
+                    .bind(&message.channel)
+                    .bind(&message.ts)
+                    .bind(message.settled)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(Work::Commit((), audit))
+                })
+            })
+            .await?;
+        Ok(events)
+    }
+
+    async fn messages(&self, request: RequestId) -> Result<Vec<PostedMessage>, StoreError> {
+        let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
+            "SELECT service, target, channel, ts, settled FROM messages WHERE request_id = ? ORDER BY service, target",
+        )
+        .bind(request.to_string())
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(service, target, channel, ts, settled)| PostedMessage {
+                request,
+                service,
+                target,
+                channel,
+                ts,
+                settled,
+            })
+            .collect())
+    }
+
+    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT request_id FROM messages WHERE service = ? AND settled = 0",
+        )
+        .bind(service)
+        .fetch_all(&self.readers)
+        .await?;
+        ids.iter()
+            .map(|id| {
+                id.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("message of request '{id}': {e}")))
+            })
+            .collect()
     }
 }

@@ -21,11 +21,20 @@ use tower::ServiceExt as _;
 pub const EXAMPLE_POLICY: &str = include_str!("../../../../examples/policy.toml");
 
 /// Principal id → token. The agent acts for alice; dana is a DBA, sam an SRE and an admin.
+/// In Slack, alice and dana are known by their user ids, sam by his email.
 pub const PRINCIPALS: [(&str, &str, &str); 5] = [
     ("deploy-bot", "agent", "groups = []\nacts_for = [\"alice\"]"),
-    ("alice", "human", "groups = [\"eng\", \"dba\", \"sre\"]"),
-    ("dana", "human", "groups = [\"dba\"]"),
-    ("sam", "human", "groups = [\"sre\"]\nadmin = true"),
+    (
+        "alice",
+        "human",
+        "groups = [\"eng\", \"dba\", \"sre\"]\nslack_user = \"U0ALICE001\"",
+    ),
+    ("dana", "human", "groups = [\"dba\"]\nslack_user = \"U0DANA0001\""),
+    (
+        "sam",
+        "human",
+        "groups = [\"sre\"]\nadmin = true\nemail = \"sam@example.com\"",
+    ),
     ("eve", "human", "groups = [\"marketing\"]"),
 ];
 

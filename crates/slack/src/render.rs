@@ -1,0 +1,381 @@
+//! The Block Kit message for a request. Pure: the request, the rules' reasons and the outcome in,
+//! JSON out.
+//!
+//! Everything the agent controls (the action, resource, labels, justification) and everything
+//! reviewers wrote (comments) is shown only where Slack parses nothing: `rich_text` elements and
+//! `plain_text` objects, with `&`, `<` and `>` escaped as Slack asks and control characters made
+//! visible. `mrkdwn` carries only text Countersign writes itself (principal ids, rule ids, times,
+//! the link), escaped too. So no agent can mention `@channel`, add a link, or make its words look
+//! like the message's own fields.
+
+use countersign_approval::{Request, State, Verdict};
+use countersign_model::action::shell_join;
+use countersign_model::text::{clean, truncate};
+use countersign_model::{PrincipalKind, Timestamp};
+use serde_json::{Value, json};
+
+/// The longest stretch of agent text shown in one block; Slack refuses a section over 3,000.
+const MAX_TEXT: usize = 2_800;
+
+/// Action ids of the message's buttons, and of the deny modal.
+pub const APPROVE: &str = "countersign_approve";
+pub const DENY: &str = "countersign_deny";
+pub const DENY_MODAL: &str = "countersign_deny_reason";
+pub const REASON_BLOCK: &str = "reason";
+pub const REASON_INPUT: &str = "reason_input";
+
+/// How the action ended, once its requester reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `ran` or `failed`.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub at: Timestamp,
+}
+
+/// What a message shows besides the request itself.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `(rule id, reason)` for each rule that decided the request, as the policy words it.
+    pub rules: Vec<(String, String)>,
+    pub outcome: Option<Outcome>,
+    /// The request's page, for the link.
+    pub link: String,
+}
+
+/// Escapes the three characters Slack gives meaning to in text: `&`, `<`, `>`.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Text someone else wrote, made inert: visible control characters, escaped, bounded.
+fn inert(text: &str, max: usize) -> String {
+    escape(&truncate(&clean(text), max))
+}
+
+fn plain(text: &str) -> Value {
+    json!({ "type": "plain_text", "text": text, "emoji": false })
+}
+
+fn mrkdwn(text: &str) -> Value {
+    json!({ "type": "mrkdwn", "text": text })
+}
+
+/// A date Slack shows in each reader's own time zone, with `fallback` for old clients.
+fn date(at: Timestamp) -> String {
+    let secs = at.unix_millis().div_euclid(1000);
+    format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{at}>")
+}
+
+/// The exact action: the command line, the SQL, or the action's details as JSON.
+pub fn action_text(request: &Request) -> String {
+    let action = &request.action;
+    let text = if let Some(argv) = action.argv() {
+        shell_join(argv)
+    } else if let Some(sql) = action.sql() {
+        sql.to_owned()
+    } else {
+        serde_json::to_string_pretty(&action.details).unwrap_or_default()
+    };
+    // Newlines and tabs stay real in a code block (SQL, JSON); other controls become visible.
+    let shown: String = text
+        .split('\n')
+        .map(|line| clean(&line.replace('\t', "    ")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    truncate(&shown, MAX_TEXT)
+}
+
+fn title(request: &Request) -> String {
+    let state = match request.state {
+        State::Pending => "Approval requested",
+        State::Approved { .. } => "Approved",
+        State::Denied { .. } => "Denied",
+        State::Expired { .. } => "Expired",
+        State::Cancelled { .. } => "Cancelled",
+    };
+    truncate(&format!("{state}: {}", request.action.kind), 150)
+}
+
+/// The notification text (what a phone shows); Countersign's words only.
+pub fn fallback_text(request: &Request) -> String {
+    escape(&format!(
+        "{} — {} request {} from {}",
+        title(request),
+        request.action.kind,
+        request.id,
+        request.action.principal.id
+    ))
+}
+
+fn who_asks(request: &Request) -> String {
+    let chain = &request.action.principal;
+    let kind = match chain.kind {
+        PrincipalKind::Agent => "agent",
+        PrincipalKind::Human => "human",
+    };
+    let mut text = format!("*{}* ({kind})", escape(&chain.id));
+    if !chain.on_behalf_of.is_empty() {
+        let humans: Vec<String> = chain
+            .on_behalf_of
+            .iter()
+            .map(|h| format!("*{}*", escape(h)))
+            .collect();
+        text.push_str(&format!(", acting for {}", humans.join(" and ")));
+    }
+    if let Some(started) = &chain.started_by {
+        text.push_str(&format!(", started by *{}*", escape(started)));
+    }
+    text.push_str(" asks to run:");
+    text
+}
+
+fn quorum(request: &Request) -> String {
+    let mut lines = Vec::new();
+    for (progress, requirement) in request.progress().iter().zip(request.requirements()) {
+        let mark = if progress.satisfied {
+            ":white_check_mark:"
+        } else if progress.rejected {
+            ":no_entry:"
+        } else {
+            ":hourglass_flowing_sand:"
+        };
+        let mut line = format!(
+            "{mark} {} of {} from {}",
+            progress.approved_by.len(),
+            progress.needed,
+            escape(&requirement.who())
+        );
+        if progress.groups_needed > 0 {
+            line.push_str(&format!(
+                ", covering {} of {} groups",
+                progress.groups_covered, progress.groups_needed
+            ));
+        }
+        line.push_str(&format!(" (rule `{}`)", escape(&requirement.rule)));
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+fn reviews(request: &Request) -> Option<Value> {
+    if request.reviews.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = request
+        .reviews
+        .iter()
+        .map(|review| {
+            let (mark, verb) = match review.verdict {
+                Verdict::Approve => (":white_check_mark:", "approved"),
+                Verdict::Deny => (":x:", "denied"),
+            };
+            let groups: Vec<&str> = review.reviewer.groups.iter().map(String::as_str).collect();
+            let groups = if groups.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", escape(&groups.join(", ")))
+            };
+            format!(
+                "{mark} *{}*{groups} {verb} via {} {}",
+                escape(&review.reviewer.id),
+                review.channel.as_str(),
+                date(review.at)
+            )
+        })
+        .collect();
+    let mut block = json!({ "type": "section", "text": mrkdwn(&format!("*Reviews*\n{}", lines.join("\n"))) });
+    // Comments are people's words: plain text only.
+    let comments: Vec<Value> = request
+        .reviews
+        .iter()
+        .filter_map(|r| {
+            r.comment.as_ref().map(|c| {
+                plain(&format!(
+                    "{}: “{}”",
+                    r.reviewer.id,
+                    inert(c, 1_900 / request.reviews.len().max(1))
+                ))
+            })
+        })
+        .take(10)
+        .collect();
+    if !comments.is_empty() {
+        block["fields"] = Value::Array(comments);
+    }
+    Some(block)
+}
+
+fn ending(request: &Request, context: &Context) -> Option<String> {
+    let state = match &request.state {
+        State::Pending => None,
+        State::Approved { at } => Some(format!(
+            ":white_check_mark: *Approved* {}: every requirement is met.",
+            date(*at)
+        )),
+        State::Denied { at, by } => Some(format!(
+            ":x: *Denied* by *{}* {}. The action will not run.",
+            escape(by),
+            date(*at)
+        )),
+        State::Expired { at } => Some(format!(
+            ":hourglass: *Expired* {}: nobody approved in time. It was not denied; the action did not run.",
+            date(*at)
+        )),
+        State::Cancelled { at, by } => Some(format!(
+            ":heavy_multiplication_x: *Cancelled* by *{}* {}. The action will not run.",
+            escape(by),
+            date(*at)
+        )),
+    }?;
+    let outcome = context.outcome.as_ref().map(|o| {
+        let exit = o
+            .exit_code
+            .map(|c| format!(" with exit status {c}"))
+            .unwrap_or_default();
+        let verb = if o.status == "ran" { "ran" } else { "failed" };
+        format!("\n*Outcome*: the action {verb}{exit} {}.", date(o.at))
+    });
+    Some(state + &outcome.unwrap_or_default())
+}
+
+/// The message's blocks.
+pub fn blocks(request: &Request, context: &Context) -> Value {
+    let action = &request.action;
+    let mut blocks = vec![
+        json!({ "type": "header", "text": plain(&title(request)) }),
+        json!({ "type": "section", "text": mrkdwn(&who_asks(request)) }),
+        json!({
+            "type": "rich_text",
+            "elements": [{
+                "type": "rich_text_preformatted",
+                "elements": [{ "type": "text", "text": action_text(request) }]
+            }]
+        }),
+    ];
+    let mut fields = vec![mrkdwn("*Resource*"), plain(&inert(&action.resource, 1_000))];
+    if !action.labels.is_empty() {
+        let labels: Vec<String> = action
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        fields.push(mrkdwn("*Labels*"));
+        fields.push(plain(&inert(&labels.join(", "), 1_000)));
+    }
+    blocks.push(json!({ "type": "section", "fields": fields }));
+    if let Some(justification) = &action.justification {
+        blocks.push(json!({
+            "type": "rich_text",
+            "elements": [
+                {
+                    "type": "rich_text_section",
+                    "elements": [{
+                        "type": "text",
+                        "text": "The agent's justification (its own words, not verified by Countersign):",
+                        "style": { "italic": true }
+                    }]
+                },
+                {
+                    "type": "rich_text_quote",
+                    "elements": [{ "type": "text", "text": truncate(&clean(justification), MAX_TEXT) }]
+                }
+            ]
+        }));
+    }
+    let rules: Vec<String> = context
+        .rules
+        .iter()
+        .map(|(id, reason)| format!("*Rule* `{}`: {}", escape(id), escape(reason)))
+        .collect();
+    if !rules.is_empty() {
+        blocks.push(json!({ "type": "section", "text": mrkdwn(&truncate(&rules.join("\n"), MAX_TEXT)) }));
+    }
+    blocks.push(json!({ "type": "section", "text": mrkdwn(&format!("*Approvals*\n{}", quorum(request))) }));
+    blocks.extend(reviews(request));
+    match ending(request, context) {
+        Some(end) => blocks.push(json!({ "type": "section", "text": mrkdwn(&end) })),
+        None => blocks.push(json!({
+            "type": "actions",
+            "block_id": "countersign_review",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE,
+                    "style": "primary",
+                    "text": plain("Approve"),
+                    "value": request.id.to_string(),
+                    "confirm": {
+                        "title": plain("Approve this request?"),
+                        "text": plain(&format!(
+                            "You approve request {} exactly as shown: {}",
+                            request.id,
+                            escape(&truncate(&action_text(request), 250))
+                        )),
+                        "confirm": plain("Approve"),
+                        "deny": plain("Back")
+                    }
+                },
+                {
+                    "type": "button",
+                    "action_id": DENY,
+                    "style": "danger",
+                    "text": plain("Deny…"),
+                    "value": request.id.to_string()
+                }
+            ]
+        })),
+    }
+    let expiry = if request.state.is_pending() {
+        format!("Expires {} · ", date(request.expires_at))
+    } else {
+        String::new()
+    };
+    blocks.push(json!({
+        "type": "context",
+        "elements": [mrkdwn(&format!(
+            "{expiry}<{}|Request {}> · digest `{}`",
+            context.link.replace(['<', '>', '|'], ""),
+            request.id,
+            request.digest
+        ))]
+    }));
+    Value::Array(blocks)
+}
+
+/// The modal that asks a reviewer why they deny; `private_metadata` carries what the submission
+/// needs to act (the request, and where to answer).
+pub fn deny_modal(request: &Request, private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": DENY_MODAL,
+        "private_metadata": private_metadata,
+        "title": plain("Deny request"),
+        "submit": plain("Deny"),
+        "close": plain("Cancel"),
+        "blocks": [
+            {
+                "type": "section",
+                "text": plain(&format!(
+                    "You deny request {}: {}",
+                    request.id,
+                    escape(&truncate(&action_text(request), 500))
+                ))
+            },
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": plain("Why? The requester sees this."),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": true,
+                    "min_length": 3,
+                    "max_length": 2000
+                }
+            }
+        ]
+    })
+}
