@@ -177,7 +177,10 @@ fn start_slack(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersi
     };
     let secrets = countersign_slack::Secrets {
         bot_token: secret(&settings.bot_token_env, "the Slack bot token, xoxb-…")?,
-        signing_secret: secret(&settings.signing_secret_env, "the Slack app's signing secret")?,
+        signing_secret: secret(
+            &settings.signing_secret_env,
+            "the Slack app's signing secret",
+        )?,
     };
     eprintln!(
         "countersign: posting requests to Slack channel {}; interactions at /slack/interactions",

@@ -127,7 +127,9 @@ impl NotifyTarget {
         let id_ok = |id: &str| {
             id.len() >= 9
                 && id.starts_with(['C', 'G'])
-                && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         };
         let valid = match address.strip_prefix('#') {
             Some(name) => name_ok(name),

@@ -78,7 +78,10 @@ impl Directory {
             else {
                 continue;
             };
-            match api.call_form("users.lookupByEmail", &[("email", email)]).await {
+            match api
+                .call_form("users.lookupByEmail", &[("email", email)])
+                .await
+            {
                 Ok(answer) => {
                     if let Some(id) = answer["user"]["id"].as_str() {
                         found.insert(id.to_owned(), Arc::clone(principal));

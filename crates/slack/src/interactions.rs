@@ -15,9 +15,9 @@ use countersign_broker::now;
 use countersign_model::RequestId;
 use serde_json::{Value, json};
 
+use crate::Shared;
 use crate::render::{self, APPROVE, DENY, DENY_MODAL, REASON_BLOCK, REASON_INPUT};
 use crate::signature;
-use crate::Shared;
 
 /// One review asked for from Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,9 @@ pub async fn receive(
     match payload["type"].as_str() {
         Some("block_actions") => {
             for action in payload["actions"].as_array().into_iter().flatten() {
-                let id = action["value"].as_str().and_then(|v| v.parse::<RequestId>().ok());
+                let id = action["value"]
+                    .as_str()
+                    .and_then(|v| v.parse::<RequestId>().ok());
                 let Some(request) = id else { continue };
                 match action["action_id"].as_str() {
                     Some(APPROVE) => {
@@ -83,7 +85,10 @@ pub async fn receive(
                         tokio::spawn(apply(Arc::clone(&shared), click));
                     }
                     Some(DENY) => {
-                        let trigger = payload["trigger_id"].as_str().unwrap_or_default().to_owned();
+                        let trigger = payload["trigger_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
                         tokio::spawn(ask_reason(
                             Arc::clone(&shared),
                             request,
@@ -141,7 +146,10 @@ fn parse_payload(body: &[u8]) -> Result<Value, String> {
 }
 
 fn user(payload: &Value) -> String {
-    payload["user"]["id"].as_str().unwrap_or_default().to_owned()
+    payload["user"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn channel(payload: &Value) -> Option<String> {
@@ -174,7 +182,11 @@ async fn apply(shared: Arc<Shared>, click: Click) {
         let reason = format!(
             "Countersign does not know your Slack account ({}), so your {} was not recorded. Ask an administrator to add slack_user = \"{}\" to your principal, or to give it the email of your Slack profile.",
             click.user,
-            if click.verdict == Verdict::Approve { "approval" } else { "denial" },
+            if click.verdict == Verdict::Approve {
+                "approval"
+            } else {
+                "denial"
+            },
             click.user
         );
         let event = EventDraft::new(
@@ -208,7 +220,10 @@ async fn apply(shared: Arc<Shared>, click: Click) {
         tell(
             &shared,
             &click,
-            &format!("Your review of request {} was refused: {}", click.request, error.message),
+            &format!(
+                "Your review of request {} was refused: {}",
+                click.request, error.message
+            ),
         )
         .await;
     }

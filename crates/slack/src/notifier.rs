@@ -190,7 +190,8 @@ impl Notifier {
         let settled = match request.state {
             State::Pending => false,
             State::Approved { at } => {
-                context.outcome.is_some() || now().unix_millis() - at.unix_millis() > OUTCOME_PATIENCE_MS
+                context.outcome.is_some()
+                    || now().unix_millis() - at.unix_millis() > OUTCOME_PATIENCE_MS
             }
             _ => true,
         };
@@ -205,7 +206,10 @@ impl Notifier {
                     match self.api.call("chat.update", &body).await {
                         Ok(_) => {
                             if settled {
-                                let done = PostedMessage { settled: true, ..message.clone() };
+                                let done = PostedMessage {
+                                    settled: true,
+                                    ..message.clone()
+                                };
                                 if let Err(error) = store.save_message(&done, vec![]).await {
                                     tracing::warn!(%error, %id, "cannot mark a Slack message settled");
                                 }

@@ -186,7 +186,8 @@ fn reviews(request: &Request) -> Option<Value> {
             )
         })
         .collect();
-    let mut block = json!({ "type": "section", "text": mrkdwn(&format!("*Reviews*\n{}", lines.join("\n"))) });
+    let mut block =
+        json!({ "type": "section", "text": mrkdwn(&format!("*Reviews*\n{}", lines.join("\n"))) });
     // Comments are people's words: plain text only.
     let comments: Vec<Value> = request
         .reviews
@@ -291,9 +292,13 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
         .map(|(id, reason)| format!("*Rule* `{}`: {}", escape(id), escape(reason)))
         .collect();
     if !rules.is_empty() {
-        blocks.push(json!({ "type": "section", "text": mrkdwn(&truncate(&rules.join("\n"), MAX_TEXT)) }));
+        blocks.push(
+            json!({ "type": "section", "text": mrkdwn(&truncate(&rules.join("\n"), MAX_TEXT)) }),
+        );
     }
-    blocks.push(json!({ "type": "section", "text": mrkdwn(&format!("*Approvals*\n{}", quorum(request))) }));
+    blocks.push(
+        json!({ "type": "section", "text": mrkdwn(&format!("*Approvals*\n{}", quorum(request))) }),
+    );
     blocks.extend(reviews(request));
     match ending(request, context) {
         Some(end) => blocks.push(json!({ "type": "section", "text": mrkdwn(&end) })),

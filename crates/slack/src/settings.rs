@@ -92,7 +92,9 @@ impl Settings {
             errors.push(format!("slack.channel: {message}"));
         }
         if let Some(team) = &raw.team_id
-            && !(team.starts_with('T') && team.len() >= 9 && team.chars().all(|c| c.is_ascii_alphanumeric()))
+            && !(team.starts_with('T')
+                && team.len() >= 9
+                && team.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             errors.push(format!(
                 "slack.team_id: '{team}' is not a Slack workspace id (like T0123ABCDE)"
@@ -142,16 +144,22 @@ mod tests {
         let s = parse("channel = \"#approvals\"").unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(s.bot_token_env, "SLACK_BOT_TOKEN");
         assert_eq!(s.api_url, "https://slack.com/api");
-        let errors = parse(
-            "channel = \"Approvals\"\nbot_token_env = \"xoxb-123-456\"\nteam_id = \"acme\"",
-        )
-        .unwrap_err();
+        let errors =
+            parse("channel = \"Approvals\"\nbot_token_env = \"xoxb-123-456\"\nteam_id = \"acme\"")
+                .unwrap_err();
         assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(errors[0].contains("slack.bot_token_env: 'xoxb-123-456' is not an environment variable name"));
+        assert!(
+            errors[0].contains(
+                "slack.bot_token_env: 'xoxb-123-456' is not an environment variable name"
+            )
+        );
         assert!(errors[1].contains("looks like a secret"));
         assert!(errors[2].starts_with("slack.channel: notify target 'slack:Approvals'"));
         assert!(errors[3].starts_with("slack.team_id"));
         let unknown = parse("channel = \"#a\"\nbot_token = \"x\"").unwrap_err();
-        assert!(unknown[0].contains("unknown field `bot_token`"), "{unknown:?}");
+        assert!(
+            unknown[0].contains("unknown field `bot_token`"),
+            "{unknown:?}"
+        );
     }
 }

@@ -25,7 +25,9 @@ pub enum SignatureError {
     Stale(i64),
     #[error("X-Slack-Signature is not v0=<64 hex digits>")]
     Malformed,
-    #[error("the signature does not match: the request was not signed with this app's signing secret")]
+    #[error(
+        "the signature does not match: the request was not signed with this app's signing secret"
+    )]
     Mismatch,
     #[error("this exact request was already received: a replay")]
     Replayed,
@@ -130,7 +132,10 @@ mod tests {
     fn slacks_documented_example_verifies() {
         assert_eq!(sign(SECRET, TIMESTAMP, BODY), SIGNATURE);
         let now = 1_531_420_618 + 10;
-        assert_eq!(verify(SECRET, Some(TIMESTAMP), Some(SIGNATURE), BODY, now), Ok(()));
+        assert_eq!(
+            verify(SECRET, Some(TIMESTAMP), Some(SIGNATURE), BODY, now),
+            Ok(())
+        );
     }
 
     #[test]
@@ -143,7 +148,13 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"another secret", Some(TIMESTAMP), Some(SIGNATURE), BODY, now),
+            verify(
+                b"another secret",
+                Some(TIMESTAMP),
+                Some(SIGNATURE),
+                BODY,
+                now
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
@@ -159,11 +170,23 @@ mod tests {
             Err(SignatureError::Missing)
         );
         assert_eq!(
-            verify(SECRET, Some(TIMESTAMP), Some(SIGNATURE), BODY, now + WINDOW_SECS + 1),
+            verify(
+                SECRET,
+                Some(TIMESTAMP),
+                Some(SIGNATURE),
+                BODY,
+                now + WINDOW_SECS + 1
+            ),
             Err(SignatureError::Stale(WINDOW_SECS + 1))
         );
         assert_eq!(
-            verify(SECRET, Some(TIMESTAMP), Some(SIGNATURE), BODY, now - WINDOW_SECS - 1),
+            verify(
+                SECRET,
+                Some(TIMESTAMP),
+                Some(SIGNATURE),
+                BODY,
+                now - WINDOW_SECS - 1
+            ),
             Err(SignatureError::Stale(WINDOW_SECS + 1))
         );
     }
@@ -173,7 +196,10 @@ mod tests {
         let guard = ReplayGuard::default();
         assert_eq!(guard.first_time("v0=aa", 100), Ok(()));
         assert_eq!(guard.first_time("v0=bb", 101), Ok(()));
-        assert_eq!(guard.first_time("v0=aa", 102), Err(SignatureError::Replayed));
+        assert_eq!(
+            guard.first_time("v0=aa", 102),
+            Err(SignatureError::Replayed)
+        );
         // Long after, the memory is gone, and the timestamp check refuses it instead.
         assert_eq!(guard.first_time("v0=aa", 100 + 2 * WINDOW_SECS + 1), Ok(()));
     }

@@ -30,11 +30,15 @@ pub enum SlackError {
 fn hint(error: &str) -> &'static str {
     match error {
         "not_in_channel" => " (invite the Countersign app to the channel: /invite @Countersign)",
-        "channel_not_found" => " (check the channel's name, or invite the app to the private channel)",
+        "channel_not_found" => {
+            " (check the channel's name, or invite the app to the private channel)"
+        }
         "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => {
             " (check the bot token in the environment variable named by slack.bot_token_env)"
         }
-        "missing_scope" => " (add the scopes of deploy/slack-app-manifest.yaml and reinstall the app)",
+        "missing_scope" => {
+            " (add the scopes of deploy/slack-app-manifest.yaml and reinstall the app)"
+        }
         "users_not_found" => " (no Slack user has this email)",
         _ => "",
     }
@@ -44,7 +48,11 @@ fn hint(error: &str) -> &'static str {
 fn transient(error: &str) -> bool {
     matches!(
         error,
-        "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"
+        "ratelimited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
     )
 }
 

@@ -3,9 +3,9 @@
 //! to a local server that speaks Slack's Web API, and interactivity requests shaped like Slack's
 //! documented `block_actions` and `view_submission` payloads, signed as Slack signs them.
 
+mod fake_slack;
 #[path = "../../broker/tests/harness/mod.rs"]
 mod harness;
-mod fake_slack;
 
 use std::time::Duration;
 
@@ -141,7 +141,10 @@ impl World {
     }
 
     async fn request(&self, id: &str) -> Value {
-        self.broker.get("sam", &format!("/v1/requests/{id}")).await.1
+        self.broker
+            .get("sam", &format!("/v1/requests/{id}"))
+            .await
+            .1
     }
 
     /// The message of request `id` in `channel`, once posted: its ts.
@@ -160,13 +163,19 @@ impl World {
     async fn shows(&self, channel: &str, ts: &str, needle: &str) -> Value {
         self.slack
             .eventually(&format!("the message shows {needle:?}"), |s| {
-                s.message(channel, ts).filter(|m| m.to_string().contains(needle))
+                s.message(channel, ts)
+                    .filter(|m| m.to_string().contains(needle))
             })
             .await
     }
 
     async fn audit_kinds(&self, id: &str) -> Vec<String> {
-        let events = self.broker.store.audit_for_request(id.parse().unwrap()).await.unwrap();
+        let events = self
+            .broker
+            .store
+            .audit_for_request(id.parse().unwrap())
+            .await
+            .unwrap();
         events.into_iter().map(|e| e.kind).collect()
     }
 
@@ -174,11 +183,19 @@ impl World {
     async fn audited(&self, id: &str, kind: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let events = self.broker.store.audit_for_request(id.parse().unwrap()).await.unwrap();
+            let events = self
+                .broker
+                .store
+                .audit_for_request(id.parse().unwrap())
+                .await
+                .unwrap();
             if let Some(e) = events.iter().find(|e| e.kind == kind) {
                 return e.explanation.clone();
             }
-            assert!(std::time::Instant::now() < deadline, "no {kind} event for {id}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {kind} event for {id}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -223,37 +240,109 @@ async fn a_request_is_posted_reviewed_from_slack_and_its_message_kept_true() {
         &format!("/requests/{id}|Request {id}>"),
         "Expires <!date^",
     ] {
-        assert!(text.contains(needle), "the message lacks {needle:?}: {text}");
+        assert!(
+            text.contains(needle),
+            "the message lacks {needle:?}: {text}"
+        );
     }
-    assert!(w.audited(&id, "notification.posted").await.contains("#approvals"));
+    assert!(
+        w.audited(&id, "notification.posted")
+            .await
+            .contains("#approvals")
+    );
 
     // dana (by her configured Slack id) approves: acknowledged at once, recorded as from Slack.
-    let (status, body) = w.interact(&click("U0DANA0001", "countersign_approve", &id, APPROVALS, &ts)).await;
+    let (status, body) = w
+        .interact(&click(
+            "U0DANA0001",
+            "countersign_approve",
+            &id,
+            APPROVALS,
+            &ts,
+        ))
+        .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
-    w.shows(APPROVALS, &ts, "*dana* (dba) approved via slack").await;
-    w.shows(DBA, &dba_ts, "*dana* (dba) approved via slack").await;
-    w.shows(APPROVALS, &ts, "1 of 2 from members of dba or sre, covering 1 of 2 groups").await;
+    w.shows(APPROVALS, &ts, "*dana* (dba) approved via slack")
+        .await;
+    w.shows(DBA, &dba_ts, "*dana* (dba) approved via slack")
+        .await;
+    w.shows(
+        APPROVALS,
+        &ts,
+        "1 of 2 from members of dba or sre, covering 1 of 2 groups",
+    )
+    .await;
     let review = &w.request(&id).await["reviews"][0];
-    assert_eq!((review["reviewer"].as_str(), review["channel"].as_str(), review["authentication"].as_str()), (Some("dana"), Some("slack"), Some("slack")));
+    assert_eq!(
+        (
+            review["reviewer"].as_str(),
+            review["channel"].as_str(),
+            review["authentication"].as_str()
+        ),
+        (Some("dana"), Some("slack"), Some("slack"))
+    );
 
     // sam, known to Slack only by his email (users.lookupByEmail), approves: the request is approved.
-    w.interact(&click("U0SAM00001", "countersign_approve", &id, APPROVALS, &ts)).await;
+    w.interact(&click(
+        "U0SAM00001",
+        "countersign_approve",
+        &id,
+        APPROVALS,
+        &ts,
+    ))
+    .await;
     let approved = w.shows(APPROVALS, &ts, "*Approved*").await;
-    assert!(!approved.to_string().contains("countersign_approve"), "no buttons once decided");
+    assert!(
+        !approved.to_string().contains("countersign_approve"),
+        "no buttons once decided"
+    );
     assert_eq!(w.request(&id).await["state"], "approved");
     assert!(!w.slack.calls("users.lookupByEmail").is_empty());
 
     // The agent runs it and reports: the message shows the outcome, and is then left alone.
-    let (_, waited) = w.broker.get("deploy-bot", &format!("/v1/requests/{id}/wait?timeout=1s")).await;
+    let (_, waited) = w
+        .broker
+        .get("deploy-bot", &format!("/v1/requests/{id}/wait?timeout=1s"))
+        .await;
     let grant = waited["grant"]["token"].as_str().unwrap();
-    let (status, _) = w.broker.post("deploy-bot", "/v1/grants/consume", json!({ "token": grant, "digest": waited["digest"] })).await;
+    let (status, _) = w
+        .broker
+        .post(
+            "deploy-bot",
+            "/v1/grants/consume",
+            json!({ "token": grant, "digest": waited["digest"] }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    w.broker.post("deploy-bot", &format!("/v1/requests/{id}/outcome"), json!({ "status": "ran", "exit_code": 0 })).await;
-    w.shows(APPROVALS, &ts, "*Outcome*: the action ran with exit status 0").await;
-    w.shows(DBA, &dba_ts, "*Outcome*: the action ran with exit status 0").await;
+    w.broker
+        .post(
+            "deploy-bot",
+            &format!("/v1/requests/{id}/outcome"),
+            json!({ "status": "ran", "exit_code": 0 }),
+        )
+        .await;
+    w.shows(
+        APPROVALS,
+        &ts,
+        "*Outcome*: the action ran with exit status 0",
+    )
+    .await;
+    w.shows(DBA, &dba_ts, "*Outcome*: the action ran with exit status 0")
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !w.broker.store.messages(id.parse().unwrap()).await.unwrap().iter().all(|m| m.settled) {
-        assert!(std::time::Instant::now() < deadline, "the messages were never settled");
+    while !w
+        .broker
+        .store
+        .messages(id.parse().unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| m.settled)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the messages were never settled"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -264,23 +353,52 @@ async fn deny_asks_why_and_the_requester_reads_it() {
     let id = w.open(pg_dump()).await;
     let ts = w.posted(&id, APPROVALS).await;
 
-    w.interact(&click("U0DANA0001", "countersign_deny", &id, APPROVALS, &ts)).await;
+    w.interact(&click(
+        "U0DANA0001",
+        "countersign_deny",
+        &id,
+        APPROVALS,
+        &ts,
+    ))
+    .await;
     let opened = w
         .slack
         .eventually("the deny dialog opens", |s| s.calls("views.open").pop())
         .await;
-    assert_eq!(opened.body["trigger_id"], "1763700001.123456.0123456789abcdef");
-    assert_eq!(opened.body["view"]["callback_id"], "countersign_deny_reason");
-    assert!(opened.body["view"]["private_metadata"].as_str().unwrap().contains(&id));
-    assert_eq!(w.request(&id).await["state"], "pending", "opening the dialog decides nothing");
+    assert_eq!(
+        opened.body["trigger_id"],
+        "1763700001.123456.0123456789abcdef"
+    );
+    assert_eq!(
+        opened.body["view"]["callback_id"],
+        "countersign_deny_reason"
+    );
+    assert!(
+        opened.body["view"]["private_metadata"]
+            .as_str()
+            .unwrap()
+            .contains(&id)
+    );
+    assert_eq!(
+        w.request(&id).await["state"],
+        "pending",
+        "opening the dialog decides nothing"
+    );
 
     // An empty reason keeps the dialog open with an error.
-    let (status, body) = w.interact(&deny_submission("U0DANA0001", &id, APPROVALS, "  ")).await;
+    let (status, body) = w
+        .interact(&deny_submission("U0DANA0001", &id, APPROVALS, "  "))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("\"response_action\":\"errors\""), "{body}");
 
     let (status, body) = w
-        .interact(&deny_submission("U0DANA0001", &id, APPROVALS, "Not during the freeze"))
+        .interact(&deny_submission(
+            "U0DANA0001",
+            &id,
+            APPROVALS,
+            "Not during the freeze",
+        ))
         .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
     w.shows(APPROVALS, &ts, "*Denied* by *dana*").await;
@@ -288,7 +406,10 @@ async fn deny_asks_why_and_the_requester_reads_it() {
     assert_eq!(request["state"], "denied");
     assert_eq!(request["reviews"][0]["comment"], "Not during the freeze");
     let message = w.slack.message(APPROVALS, &ts).unwrap().to_string();
-    assert!(message.contains("dana: “Not during the freeze”"), "{message}");
+    assert!(
+        message.contains("dana: “Not during the freeze”"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +417,13 @@ async fn forged_stale_and_replayed_clicks_are_refused_and_record_nothing() {
     let w = world().await;
     let id = w.open(pg_dump()).await;
     let ts = w.posted(&id, APPROVALS).await;
-    let body = form(&click("U0DANA0001", "countersign_approve", &id, APPROVALS, &ts));
+    let body = form(&click(
+        "U0DANA0001",
+        "countersign_approve",
+        &id,
+        APPROVALS,
+        &ts,
+    ));
     let fresh = (now().unix_millis() / 1000).to_string();
 
     // Signed with another secret.
@@ -307,9 +434,15 @@ async fn forged_stale_and_replayed_clicks_are_refused_and_record_nothing() {
     // Signed properly, but the body changed after (another request id, another user).
     let good = signature::sign(SIGNING_SECRET.as_bytes(), &fresh, body.as_bytes());
     let tampered = body.replace("U0DANA0001", "U0SAM00001");
-    assert_eq!(w.deliver(&tampered, &fresh, &good).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.deliver(&tampered, &fresh, &good).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // No signature at all.
-    assert_eq!(w.deliver(&body, &fresh, "").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.deliver(&body, &fresh, "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // Properly signed six minutes ago: stale.
     let old = (now().unix_millis() / 1000 - 360).to_string();
     let stale = signature::sign(SIGNING_SECRET.as_bytes(), &old, body.as_bytes());
@@ -323,7 +456,11 @@ async fn forged_stale_and_replayed_clicks_are_refused_and_record_nothing() {
     foreign["user"]["team_id"] = json!("T0OTHER0001");
     assert_eq!(w.interact(&foreign).await.0, StatusCode::FORBIDDEN);
 
-    assert_eq!(w.request(&id).await["reviews"], json!([]), "nothing counted as a review");
+    assert_eq!(
+        w.request(&id).await["reviews"],
+        json!([]),
+        "nothing counted as a review"
+    );
 
     // The genuine click is accepted once; the same request played again is refused.
     assert_eq!(w.deliver(&body, &fresh, &good).await.0, StatusCode::OK);
@@ -341,22 +478,55 @@ async fn unknown_slack_users_and_self_approvals_are_refused_with_the_reason() {
     let ts = w.posted(&id, APPROVALS).await;
 
     // A Slack user no principal maps to.
-    assert_eq!(w.interact(&click("U0STRANGER1", "countersign_approve", &id, APPROVALS, &ts)).await.0, StatusCode::OK);
+    assert_eq!(
+        w.interact(&click(
+            "U0STRANGER1",
+            "countersign_approve",
+            &id,
+            APPROVALS,
+            &ts
+        ))
+        .await
+        .0,
+        StatusCode::OK
+    );
     let told = w.told("U0STRANGER1").await;
-    assert!(told.contains("does not know your Slack account (U0STRANGER1)"), "{told}");
+    assert!(
+        told.contains("does not know your Slack account (U0STRANGER1)"),
+        "{told}"
+    );
     assert!(told.contains("slack_user = \"U0STRANGER1\""), "{told}");
-    assert!(w.audited(&id, "review.refused").await.contains("not linked to any approver"));
+    assert!(
+        w.audited(&id, "review.refused")
+            .await
+            .contains("not linked to any approver")
+    );
 
     // alice is the human the agent acts for: she may not approve its request, even from Slack.
-    w.interact(&click("U0ALICE001", "countersign_approve", &id, APPROVALS, &ts)).await;
+    w.interact(&click(
+        "U0ALICE001",
+        "countersign_approve",
+        &id,
+        APPROVALS,
+        &ts,
+    ))
+    .await;
     let told = w.told("U0ALICE001").await;
     assert!(told.contains("was refused"), "{told}");
-    assert!(told.contains("alice is the person the requester acts for"), "{told}");
+    assert!(
+        told.contains("alice is the person the requester acts for"),
+        "{told}"
+    );
 
     let request = w.request(&id).await;
     assert_eq!(request["reviews"], json!([]));
     assert_eq!(request["state"], "pending");
-    let refused = w.audit_kinds(&id).await.iter().filter(|k| *k == "review.refused").count();
+    let refused = w
+        .audit_kinds(&id)
+        .await
+        .iter()
+        .filter(|k| *k == "review.refused")
+        .count();
     assert_eq!(refused, 2);
 }
 
@@ -379,25 +549,51 @@ async fn agent_text_cannot_mention_link_format_or_forge_fields() {
         match kind {
             // Parsed by Slack: only Countersign's own words, never the agent's.
             "mrkdwn" => {
-                for forbidden in ["<!channel>", "<@U0DANA", "evil.example", "*Approved* by *dana*", "\u{1b}", "\u{202e}"] {
-                    assert!(!text.contains(forbidden), "agent text reached mrkdwn: {text}");
+                for forbidden in [
+                    "<!channel>",
+                    "<@U0DANA",
+                    "evil.example",
+                    "*Approved* by *dana*",
+                    "\u{1b}",
+                    "\u{202e}",
+                ] {
+                    assert!(
+                        !text.contains(forbidden),
+                        "agent text reached mrkdwn: {text}"
+                    );
                 }
             }
             // Not parsed; escaped all the same, so nothing becomes a mention or a link.
             "plain_text" => assert!(!text.contains('<') && !text.contains('\u{1b}'), "{text}"),
             // rich_text: literal text, shown as the agent's, controls made visible.
-            _ => assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'), "{text}"),
+            _ => assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+                "{text}"
+            ),
         }
     });
     assert!(checked > 10);
     let all = message["blocks"].to_string();
     assert!(all.contains("its own words, not verified by Countersign"));
-    assert!(all.contains("\\\\u{1b}[31m\\\\u{202e}gnp.exe"), "controls shown as escapes: {all}");
-    assert!(all.contains("&lt;@U0DANA0001&gt; &amp;amp;"), "labels escaped: {all}");
+    assert!(
+        all.contains("\\\\u{1b}[31m\\\\u{202e}gnp.exe"),
+        "controls shown as escapes: {all}"
+    );
+    assert!(
+        all.contains("&lt;@U0DANA0001&gt; &amp;amp;"),
+        "labels escaped: {all}"
+    );
     // The notification text (which Slack does parse) holds none of the agent's words.
     let fallback = message["text"].as_str().unwrap();
-    assert!(!fallback.contains("channel") && !fallback.contains("evil"), "{fallback}");
-    assert_eq!(w.request(&id).await["reviews"], json!([]), "nothing was approved by the text");
+    assert!(
+        !fallback.contains("channel") && !fallback.contains("evil"),
+        "{fallback}"
+    );
+    assert_eq!(
+        w.request(&id).await["reviews"],
+        json!([]),
+        "nothing was approved by the text"
+    );
 }
 
 /// Calls `check(kind, text)` for every text in a message's blocks: `mrkdwn` and `plain_text`
@@ -405,7 +601,9 @@ async fn agent_text_cannot_mention_link_format_or_forge_fields() {
 fn walk(value: &Value, check: &mut impl FnMut(&str, &str)) {
     match value {
         Value::Object(map) => {
-            if let (Some(Value::String(kind)), Some(Value::String(text))) = (map.get("type"), map.get("text")) {
+            if let (Some(Value::String(kind)), Some(Value::String(text))) =
+                (map.get("type"), map.get("text"))
+            {
                 check(kind, text);
             }
             map.values().for_each(|v| walk(v, check));
@@ -421,25 +619,53 @@ async fn slack_outages_are_retried_and_never_block_a_request() {
     // Rate limited once (Retry-After 1s), then two server errors, then through.
     w.slack.fail_next(
         "chat.postMessage",
-        &[Failure::RateLimited { retry_after: 1 }, Failure::ServerError, Failure::ServerError],
+        &[
+            Failure::RateLimited { retry_after: 1 },
+            Failure::ServerError,
+            Failure::ServerError,
+        ],
     );
     let started = std::time::Instant::now();
     let id = w.open(pg_dump()).await;
     w.posted(&id, APPROVALS).await;
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
     assert!(w.slack.calls("chat.postMessage").len() >= 4);
     w.posted(&id, DBA).await;
 
     // A channel Slack refuses (the app was never invited): recorded, and the request stays
     // reviewable everywhere else.
-    w.slack.fail_next("chat.postMessage", &[Failure::Error("not_in_channel"), Failure::Error("not_in_channel")]);
+    w.slack.fail_next(
+        "chat.postMessage",
+        &[
+            Failure::Error("not_in_channel"),
+            Failure::Error("not_in_channel"),
+        ],
+    );
     let id = w.open(pg_dump()).await;
     let failed = w.audited(&id, "notification.failed").await;
     assert!(failed.contains("not_in_channel"), "{failed}");
     assert!(failed.contains("invite the Countersign app"), "{failed}");
-    assert_eq!(w.slack.calls("chat.postMessage").iter().filter(|c| c.body["blocks"].to_string().contains(&id)).count(), 2, "a refusal is not retried");
+    assert_eq!(
+        w.slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.body["blocks"].to_string().contains(&id))
+            .count(),
+        2,
+        "a refusal is not retried"
+    );
     for who in ["dana", "sam"] {
-        let (status, body) = w.broker.post(who, &format!("/v1/requests/{id}/reviews"), json!({ "verdict": "approve" })).await;
+        let (status, body) = w
+            .broker
+            .post(
+                who,
+                &format!("/v1/requests/{id}/reviews"),
+                json!({ "verdict": "approve" }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert_eq!(w.request(&id).await["state"], "approved");
@@ -447,9 +673,19 @@ async fn slack_outages_are_retried_and_never_block_a_request() {
 
 #[test]
 fn the_signature_scheme_matches_slacks_own_sdk() {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/python/.venv/bin/python");
-    assert!(python.exists(), "the Python peers are not installed: run scripts/install-test-peers");
-    let body = form(&click("U0DANA0001", "countersign_approve", "r_0123456789abcdef0123456789abcdef", APPROVALS, "1.2"));
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/python/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "the Python peers are not installed: run scripts/install-test-peers"
+    );
+    let body = form(&click(
+        "U0DANA0001",
+        "countersign_approve",
+        "r_0123456789abcdef0123456789abcdef",
+        APPROVALS,
+        "1.2",
+    ));
     let timestamp = (now().unix_millis() / 1000).to_string();
     let ours = signature::sign(SIGNING_SECRET.as_bytes(), &timestamp, body.as_bytes());
     let script = r#"
@@ -465,11 +701,28 @@ print(verifier.generate_signature(timestamp=timestamp, body=body))
         .args(["-c", script, SIGNING_SECRET, &timestamp, &body, &ours])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[..2], ["True", "False"], "slack_sdk accepts our signature and only it");
+    assert_eq!(
+        lines[..2],
+        ["True", "False"],
+        "slack_sdk accepts our signature and only it"
+    );
     assert_eq!(lines[2], ours, "slack_sdk signs exactly as we do");
     let now_secs = now().unix_millis() / 1000;
-    assert_eq!(signature::verify(SIGNING_SECRET.as_bytes(), Some(&timestamp), Some(lines[2]), body.as_bytes(), now_secs), Ok(()));
+    assert_eq!(
+        signature::verify(
+            SIGNING_SECRET.as_bytes(),
+            Some(&timestamp),
+            Some(lines[2]),
+            body.as_bytes(),
+            now_secs
+        ),
+        Ok(())
+    );
 }

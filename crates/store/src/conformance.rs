@@ -511,7 +511,10 @@ async fn an_approval_writes_its_grant_in_the_same_transaction<S: Store>(store: S
 /// Where a request's chat messages are, updated in place, with the audit event of the first post.
 pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
     let r = request(7, "deploy-bot", 0);
-    store.create_request(&r, vec![draft("request.created", &r)]).await.unwrap();
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
     let posted = crate::PostedMessage {
         request: r.id,
         service: "slack".into(),
@@ -524,14 +527,21 @@ pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
         .save_message(&posted, vec![draft("notification.posted", &r)])
         .await
         .unwrap();
-    assert_eq!(events.len(), 1, "the post is audited in the same transaction");
+    assert_eq!(
+        events.len(),
+        1,
+        "the post is audited in the same transaction"
+    );
     let other = crate::PostedMessage {
         target: "#approvals".into(),
         channel: "C0ALL".into(),
         ..posted.clone()
     };
     store.save_message(&other, vec![]).await.unwrap();
-    assert_eq!(store.messages(r.id).await.unwrap(), vec![other.clone(), posted.clone()]);
+    assert_eq!(
+        store.messages(r.id).await.unwrap(),
+        vec![other.clone(), posted.clone()]
+    );
     assert_eq!(store.unsettled_messages("slack").await.unwrap(), vec![r.id]);
     assert!(store.unsettled_messages("teams").await.unwrap().is_empty());
 
@@ -543,6 +553,19 @@ pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
         store.save_message(&settled, vec![]).await.unwrap();
     }
     assert!(store.unsettled_messages("slack").await.unwrap().is_empty());
-    assert!(store.messages(r.id).await.unwrap().iter().all(|m| m.settled));
-    assert!(store.messages(request(8, "deploy-bot", 0).id).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages(r.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.settled)
+    );
+    assert!(
+        store
+            .messages(request(8, "deploy-bot", 0).id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -29,7 +29,11 @@ pub const PRINCIPALS: [(&str, &str, &str); 5] = [
         "human",
         "groups = [\"eng\", \"dba\", \"sre\"]\nslack_user = \"U0ALICE001\"",
     ),
-    ("dana", "human", "groups = [\"dba\"]\nslack_user = \"U0DANA0001\""),
+    (
+        "dana",
+        "human",
+        "groups = [\"dba\"]\nslack_user = \"U0DANA0001\"",
+    ),
     (
         "sam",
         "human",

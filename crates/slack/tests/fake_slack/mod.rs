@@ -89,13 +89,21 @@ impl FakeSlack {
 
     pub fn calls(&self, method: &str) -> Vec<Call> {
         let inner = self.inner.lock().unwrap();
-        inner.calls.iter().filter(|c| c.method == method).cloned().collect()
+        inner
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
     }
 
     /// The message as reviewers see it now in `channel` (an id), posted at `ts`.
     pub fn message(&self, channel: &str, ts: &str) -> Option<Value> {
         let inner = self.inner.lock().unwrap();
-        inner.messages.get(&(channel.to_owned(), ts.to_owned())).cloned()
+        inner
+            .messages
+            .get(&(channel.to_owned(), ts.to_owned()))
+            .cloned()
     }
 
     /// Every message posted to `channel` (an id): (ts, message as it stands).
@@ -112,7 +120,11 @@ impl FakeSlack {
     }
 
     /// Polls `check` until it gives a value, or fails the test after ten seconds.
-    pub async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&FakeSlack) -> Option<T>) -> T {
+    pub async fn eventually<T>(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&FakeSlack) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(value) = check(self) {
@@ -143,7 +155,9 @@ fn check_blocks(blocks: &Value) -> Result<(), String> {
         return Err("more than 50 blocks".into());
     }
     for block in blocks {
-        let text_len = block["text"]["text"].as_str().map_or(0, |t| t.chars().count());
+        let text_len = block["text"]["text"]
+            .as_str()
+            .map_or(0, |t| t.chars().count());
         match block["type"].as_str() {
             Some("header") if text_len > 150 => return Err("header text over 150".into()),
             Some("section") if text_len > 3000 => return Err("section text over 3000".into()),
@@ -199,7 +213,11 @@ async fn call(
         Some(auth) if auth != format!("Bearer {BOT_TOKEN}") => return error("invalid_auth"),
         Some(_) => {}
     }
-    if let Some(failure) = inner.failures.get_mut(&method).and_then(VecDeque::pop_front) {
+    if let Some(failure) = inner
+        .failures
+        .get_mut(&method)
+        .and_then(VecDeque::pop_front)
+    {
         return match failure {
             Failure::RateLimited { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -207,11 +225,18 @@ async fn call(
                 axum::Json(json!({ "ok": false, "error": "ratelimited" })),
             )
                 .into_response(),
-            Failure::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response(),
+            Failure::ServerError => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response()
+            }
             Failure::Error(e) => error(e),
         };
     }
-    let json_only = ["chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"];
+    let json_only = [
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "views.open",
+    ];
     if json_only.contains(&method.as_str()) && !content_type.starts_with("application/json") {
         return error("invalid_arguments");
     }
@@ -229,12 +254,17 @@ async fn call(
                 return error("no_text");
             }
             if let Err(problem) = check_blocks(&body["blocks"]) {
-                return axum::Json(json!({ "ok": false, "error": "invalid_blocks", "errors": [problem] })).into_response();
+                return axum::Json(
+                    json!({ "ok": false, "error": "invalid_blocks", "errors": [problem] }),
+                )
+                .into_response();
             }
             inner.next_ts += 1;
             let ts = format!("1763700000.{:06}", inner.next_ts);
             let message = json!({ "type": "message", "bot_id": "B0COUNTERSIGN", "text": body["text"], "blocks": body["blocks"], "ts": ts });
-            inner.messages.insert((channel.clone(), ts.clone()), message.clone());
+            inner
+                .messages
+                .insert((channel.clone(), ts.clone()), message.clone());
             ok(json!({ "channel": channel, "ts": ts, "message": message }))
         }
         "chat.update" => {
@@ -244,7 +274,10 @@ async fn call(
                 return error("channel_not_found");
             }
             if let Err(problem) = check_blocks(&body["blocks"]) {
-                return axum::Json(json!({ "ok": false, "error": "invalid_blocks", "errors": [problem] })).into_response();
+                return axum::Json(
+                    json!({ "ok": false, "error": "invalid_blocks", "errors": [problem] }),
+                )
+                .into_response();
             }
             let Some(message) = inner.messages.get_mut(&(channel.clone(), ts.clone())) else {
                 return error("message_not_found");
@@ -265,12 +298,16 @@ async fn call(
             if body["trigger_id"].as_str().is_none_or(str::is_empty) {
                 return error("invalid_trigger_id");
             }
-            ok(json!({ "view": { "id": "V0MODAL001", "type": "modal", "callback_id": body["view"]["callback_id"], "private_metadata": body["view"]["private_metadata"], "blocks": body["view"]["blocks"] } }))
+            ok(
+                json!({ "view": { "id": "V0MODAL001", "type": "modal", "callback_id": body["view"]["callback_id"], "private_metadata": body["view"]["private_metadata"], "blocks": body["view"]["blocks"] } }),
+            )
         }
         "users.lookupByEmail" => {
             let email = body["email"].as_str().unwrap_or_default();
             match USERS.iter().find(|(e, _)| *e == email) {
-                Some((email, id)) => ok(json!({ "user": { "id": id, "team_id": "T0TEAM0001", "deleted": false, "is_bot": false, "profile": { "email": email } } })),
+                Some((email, id)) => ok(
+                    json!({ "user": { "id": id, "team_id": "T0TEAM0001", "deleted": false, "is_bot": false, "profile": { "email": email } } }),
+                ),
                 None => error("users_not_found"),
             }
         }
