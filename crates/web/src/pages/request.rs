@@ -1,0 +1,376 @@
+//! One request: the exact action, who asks, the rule and why, the quorum so far, every review,
+//! the outcome and the request's audit events; and the form to approve or deny it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use countersign_approval::{Channel, Request, State as RequestState, Verdict};
+use countersign_audit::AuditEvent;
+use countersign_broker::ApiError;
+use countersign_model::{Action, RequestId};
+use serde::Deserialize;
+
+use super::sign_in::forged;
+use super::{action_title, labels, quorum};
+use crate::html::{Nav, escape, notice, page as layout, state_badge, time, untrusted};
+use crate::sessions::check_form;
+use crate::{App, PageError, Reviewer};
+
+fn parse_id(text: &str) -> Result<RequestId, PageError> {
+    text.parse().map_err(|e: countersign_model::IdError| {
+        PageError::new(StatusCode::NOT_FOUND, "Not found", e.to_string())
+    })
+}
+
+async fn load(app: &App, id: RequestId) -> Result<Request, PageError> {
+    app.broker
+        .store()
+        .get_request(id)
+        .await?
+        .ok_or_else(|| PageError::from(ApiError::not_found(format!("request {id} does not exist"))))
+}
+
+/// The exact action that will run. Every byte of it is the agent's: escaped, invisible
+/// characters shown.
+pub fn action_block(action: &Action) -> String {
+    let mut out =
+        String::from("<section aria-labelledby=\"action\"><h2 id=\"action\">What will run</h2>");
+    if let Some(argv) = action.argv() {
+        let _ = write!(
+            out,
+            "<pre class=\"exact\"><code>{}</code></pre><details><summary>Each argument, exactly</summary><ol class=\"argv\">",
+            action_title(action)
+        );
+        for arg in argv {
+            let _ = write!(out, "<li><code>{}</code></li>", untrusted(arg));
+        }
+        out.push_str("</ol></details>");
+    } else if let Some(sql) = action.sql() {
+        let _ = write!(
+            out,
+            "<pre class=\"exact\"><code>{}</code></pre>",
+            untrusted(sql)
+        );
+    }
+    let details = serde_json::to_string_pretty(&action.details).unwrap_or_default();
+    let _ = write!(
+        out,
+        "<dl class=\"facts\"><dt>Kind</dt><dd><code>{kind}</code></dd>\
+         <dt>Resource</dt><dd><code>{resource}</code></dd>\
+         <dt>Labels</dt><dd>{labels}</dd></dl>\
+         <h3>All details, as sent</h3><pre class=\"details\"><code>{details}</code></pre>",
+        kind = escape(&action.kind),
+        resource = untrusted(&action.resource),
+        labels = if action.labels.is_empty() {
+            "none".into()
+        } else {
+            labels(action)
+        },
+        details = untrusted(&details),
+    );
+    if let Some(justification) = &action.justification {
+        let _ = write!(
+            out,
+            "<figure class=\"untrusted\"><figcaption>The agent's own words — not checked by Countersign</figcaption>\
+             <blockquote>{}</blockquote></figure>",
+            untrusted(justification)
+        );
+    }
+    out.push_str("</section>");
+    out
+}
+
+fn chain_block(action: &Action) -> String {
+    let chain = &action.principal;
+    let mut out = format!(
+        "<section aria-labelledby=\"who\"><h2 id=\"who\">Who asks</h2><dl class=\"facts\">\
+         <dt>Requester</dt><dd>{} ({})</dd>",
+        escape(&chain.id),
+        escape(&chain.kind.to_string())
+    );
+    if !chain.on_behalf_of.is_empty() {
+        let _ = write!(
+            out,
+            "<dt>Acting for</dt><dd>{}</dd>",
+            escape(&chain.on_behalf_of.join(", "))
+        );
+    }
+    if let Some(started) = &chain.started_by {
+        let _ = write!(out, "<dt>Started by</dt><dd>{}</dd>", escape(started));
+    }
+    out.push_str(
+        "</dl><p class=\"hint\">Nobody in this chain can review the request.</p></section>",
+    );
+    out
+}
+
+fn rule_block(app: &App, request: &Request) -> String {
+    let policy = app.broker.policy();
+    let mut out = String::from(
+        "<section aria-labelledby=\"why\"><h2 id=\"why\">Why it needs a review</h2><ul class=\"rules\">",
+    );
+    for requirement in request.requirements() {
+        let reason = policy
+            .rules()
+            .iter()
+            .find(|r| r.id == requirement.rule)
+            .map(|r| format!(": {}", r.reason))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<li>Rule <strong>{}</strong> requires {}{}</li>",
+            escape(&requirement.rule),
+            escape(&requirement.describe()),
+            escape(&reason)
+        );
+    }
+    let _ = write!(
+        out,
+        "</ul><p class=\"explanation\">{}</p></section>",
+        untrusted(&request.decision.explanation)
+    );
+    out
+}
+
+fn outcome_of(events: &[AuditEvent]) -> Option<String> {
+    let event = events.iter().rev().find(|e| e.kind == "action.outcome")?;
+    let status = event.data["status"].as_str().unwrap_or("reported");
+    let exit = event.data["exit_code"]
+        .as_i64()
+        .map(|c| format!(" with exit status {c}"))
+        .unwrap_or_default();
+    let summary = event.data["summary"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| format!(": {}", untrusted(s)))
+        .unwrap_or_default();
+    Some(format!(
+        "<p class=\"outcome {s}\" id=\"outcome\">The action <strong>{s}</strong>{exit}{summary} ({at}).</p>",
+        s = escape(status),
+        exit = escape(&exit),
+        at = time(event.time)
+    ))
+}
+
+/// The parts of the page that change while it is open.
+async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
+    let events = app.broker.store().audit_for_request(request.id).await?;
+    let mut out = format!(
+        "<section aria-labelledby=\"state\"><h2 id=\"state\">Where it stands</h2>\
+         <p class=\"state\">{} {}</p><p class=\"quorum\">{}</p>",
+        state_badge(request.state.name()),
+        escape(&countersign_broker::views::summary(request)),
+        quorum(request)
+    );
+    let _ = write!(
+        out,
+        "<dl class=\"facts\"><dt>Asked</dt><dd>{}</dd><dt>Expires</dt><dd>{}</dd>",
+        time(request.created_at),
+        time(request.expires_at)
+    );
+    match &request.state {
+        RequestState::Pending => {}
+        RequestState::Approved { at } | RequestState::Expired { at } => {
+            let _ = write!(out, "<dt>Decided</dt><dd>{}</dd>", time(*at));
+        }
+        RequestState::Denied { at, by } | RequestState::Cancelled { at, by } => {
+            let _ = write!(
+                out,
+                "<dt>Decided</dt><dd>{} by {}</dd>",
+                time(*at),
+                escape(by)
+            );
+        }
+    }
+    out.push_str("</dl>");
+    if let Some(outcome) = outcome_of(&events) {
+        out.push_str(&outcome);
+    } else if matches!(request.state, RequestState::Approved { .. }) {
+        out.push_str("<p class=\"outcome\" id=\"outcome\">Approved; the action has not reported its outcome yet.</p>");
+    }
+    out.push_str("</section><section aria-labelledby=\"reviews\"><h2 id=\"reviews\">Reviews</h2>");
+    if request.reviews.is_empty() {
+        out.push_str("<p class=\"empty\">No reviews yet.</p>");
+    } else {
+        out.push_str(
+            "<div class=\"table\"><table><thead><tr><th scope=\"col\">Reviewer</th><th scope=\"col\">Verdict</th>\
+             <th scope=\"col\">Comment</th><th scope=\"col\">Where</th><th scope=\"col\">When</th></tr></thead><tbody>",
+        );
+        for review in &request.reviews {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+                escape(&review.reviewer.id),
+                escape(&review.verdict.to_string()),
+                escape(review.comment.as_deref().unwrap_or("")),
+                escape(review.channel.as_str()),
+                escape(&format!("{:?}", review.reviewer.authentication).to_lowercase()),
+                time(review.at)
+            );
+        }
+        out.push_str("</tbody></table></div>");
+    }
+    out.push_str("</section><section aria-labelledby=\"trail\"><h2 id=\"trail\">Audit events</h2><ol class=\"events\">");
+    for event in &events {
+        let _ = write!(
+            out,
+            "<li><span class=\"seq\">#{}</span> {} <code>{}</code> {}</li>",
+            event.seq,
+            time(event.time),
+            escape(&event.kind),
+            untrusted(&event.explanation)
+        );
+    }
+    out.push_str("</ol></section>");
+    Ok(out)
+}
+
+fn review_form(request: &Request, reviewer: &Reviewer) -> String {
+    if !request.state.is_pending() {
+        return String::new();
+    }
+    let hint = if request.action.principal.contains(&reviewer.principal.id) {
+        "<p class=\"hint\">You are in this request's delegation chain: Countersign will not count your review.</p>"
+    } else {
+        ""
+    };
+    format!(
+        "<form class=\"card review\" method=\"post\" action=\"/requests/{id}/review\">\
+         <h2>Your review</h2>{hint}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"comment\">Comment (optional; shown to the requester and kept in the audit log)</label>\
+         <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"2000\"></textarea>\
+         <div class=\"buttons\"><button type=\"submit\" name=\"verdict\" value=\"approve\" class=\"approve\">Approve</button>\
+         <button type=\"submit\" name=\"verdict\" value=\"deny\" class=\"deny\">Deny</button></div></form>",
+        id = escape(&request.id.to_string()),
+        csrf = escape(&reviewer.session.csrf),
+    )
+}
+
+async fn render(
+    app: &App,
+    request: &Request,
+    reviewer: &Reviewer,
+    banner: &str,
+) -> Result<String, PageError> {
+    let id = request.id.to_string();
+    let live = live_part(app, request).await?;
+    let body = format!(
+        "<p class=\"crumbs\"><a href=\"/inbox\">Inbox</a> / request <code>{id}</code></p>\
+         <h1><code>{title}</code></h1>{banner}\
+         <div class=\"columns\"><div>{action}{chain}{rules}</div>\
+         <div><div id=\"live\" data-live-src=\"/requests/{id}/live\" data-live-id=\"{id}\" aria-live=\"polite\">{live}</div>\
+         {form}</div></div>",
+        id = escape(&id),
+        title = action_title(&request.action),
+        action = action_block(&request.action),
+        chain = chain_block(&request.action),
+        rules = rule_block(app, request),
+        form = review_form(request, reviewer),
+    );
+    Ok(layout(
+        &format!("Request {id}"),
+        Some(reviewer.viewer()),
+        Nav::Inbox,
+        &body,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    reviewed: Option<String>,
+}
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    reviewer: Reviewer,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Html<String>, PageError> {
+    let request = load(&app, parse_id(&id)?).await?;
+    let banner = match query.reviewed.as_deref() {
+        Some("approve") => notice("ok", "Approved.", "Your approval is recorded."),
+        Some("deny") => notice("ok", "Denied.", "Your denial is recorded."),
+        _ => String::new(),
+    };
+    Ok(Html(render(&app, &request, &reviewer, &banner).await?))
+}
+
+pub async fn fragment(
+    State(app): State<Arc<App>>,
+    _reviewer: Reviewer,
+    Path(id): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let request = load(&app, parse_id(&id)?).await?;
+    Ok(Html(live_part(&app, &request).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    csrf: Option<String>,
+    verdict: Option<String>,
+    comment: Option<String>,
+}
+
+pub async fn review(
+    State(app): State<Arc<App>>,
+    reviewer: Reviewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Result<Response, PageError> {
+    check_form(
+        &headers,
+        &app.origin,
+        &reviewer.session.csrf,
+        form.csrf.as_deref(),
+    )
+    .map_err(forged)?;
+    let id = parse_id(&id)?;
+    let verdict = match form.verdict.as_deref() {
+        Some("approve") => Verdict::Approve,
+        Some("deny") => Verdict::Deny,
+        _ => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                "Choose Approve or Deny.",
+            ));
+        }
+    };
+    let comment = form
+        .comment
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    match app
+        .broker
+        .review(
+            &reviewer.principal,
+            id,
+            verdict,
+            comment,
+            Channel::Web,
+            reviewer.session.authentication,
+        )
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/requests/{id}?reviewed={verdict}")).into_response()),
+        Err(refusal)
+            if refusal.status.is_client_error() && refusal.status != StatusCode::NOT_FOUND =>
+        {
+            let request = load(&app, id).await?;
+            let banner = notice(
+                "error",
+                "Countersign refused your review:",
+                &refusal.message,
+            );
+            let page = render(&app, &request, &reviewer, &banner).await?;
+            Ok((refusal.status, Html(page)).into_response())
+        }
+        Err(other) => Err(PageError::from(other)),
+    }
+}
