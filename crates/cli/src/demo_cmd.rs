@@ -86,6 +86,8 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ));
         env.push_str(&format!("export {}={token}\n", env_name(id)));
     }
+    // The web inbox, with sign-in by API token: there is no identity provider in a demo.
+    config.push_str("\n[web]\ntoken_sign_in = true\n");
     write_private(&dir.join("demo.env"), &env)?;
     fs::write(dir.join("countersign.toml"), config)?;
     Ok(())
@@ -109,11 +111,14 @@ pub async fn demo(dir: &Path) -> anyhow::Result<ExitCode> {
          COUNTERSIGN_TOKEN=${agent} countersign run --resource db:prod/customers --label env=production -- pg_dump --version\n\n\
          # 3. approve it as the two reviewers (alice, whom the agent acts for, cannot):\n\
          COUNTERSIGN_TOKEN=${dana} countersign approve REQUEST_ID\n\
-         COUNTERSIGN_TOKEN=${sam} countersign approve REQUEST_ID\n",
+         COUNTERSIGN_TOKEN=${sam} countersign approve REQUEST_ID\n\n\
+         # or review in the browser: open {inbox} and sign in with dana's or sam's token\n\
+         # (echo ${dana}, echo ${sam}); alice may sign in but cannot approve her agent's requests.\n",
         env = env.display(),
         agent = env_name("deploy-bot"),
         dana = env_name("dana"),
         sam = env_name("sam"),
+        inbox = format_args!("{}/inbox", config.public_url),
     );
     serve_cmd::serve(config).await
 }

@@ -122,6 +122,9 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if let Some(table) = &config.slack {
         router = router.merge(start_slack(&broker, table)?.router());
     }
+    if let Some(table) = &config.web {
+        router = router.merge(start_web(&broker, table)?.router());
+    }
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (is another Countersign running there?)",
@@ -187,4 +190,18 @@ fn start_slack(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersi
         settings.channel
     );
     countersign_slack::Slack::start(broker.clone(), settings, secrets).map_err(anyhow::Error::msg)
+}
+
+/// Checks `[web]` and builds the web inbox; the OpenID Connect client secret comes from the
+/// environment variable `web.oidc.client_secret_env` names.
+fn start_web(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersign_web::Web> {
+    let web = countersign_web::Web::new(broker.clone(), table, |name| {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    })
+    .map_err(|e| anyhow::anyhow!("the configuration is not valid:\n{e}"))?;
+    eprintln!(
+        "countersign: the web inbox is at {}/inbox",
+        broker.public_url()
+    );
+    Ok(web)
 }
