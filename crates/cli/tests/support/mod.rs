@@ -37,8 +37,16 @@ match.command = "echo *"
 const PRINCIPALS: [(&str, &str, &str); 4] = [
     ("deploy-bot", "agent", "acts_for = [\"alice\"]"),
     ("alice", "human", "groups = [\"dba\", \"sre\"]"),
-    ("dana", "human", "groups = [\"dba\"]"),
-    ("sam", "human", "groups = [\"sre\"]"),
+    (
+        "dana",
+        "human",
+        "groups = [\"dba\"]\nslack_user = \"U0DANA0001\"",
+    ),
+    (
+        "sam",
+        "human",
+        "groups = [\"sre\"]\nslack_user = \"U0SAM00001\"",
+    ),
 ];
 
 pub fn token(id: &str) -> String {
@@ -52,6 +60,8 @@ pub struct Server {
     pub url: String,
     port: u16,
     child: Child,
+    /// Environment variables the broker starts with (on every restart too).
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Server {
@@ -71,10 +81,21 @@ fn free_port() -> u16 {
 }
 
 pub fn start_server(name: &str) -> Server {
+    start_server_with_policy(name, POLICY)
+}
+
+/// A broker like [`start_server`]'s, enforcing `policy`.
+pub fn start_server_with_policy(name: &str, policy: &str) -> Server {
+    start_server_with(name, policy, "", &[])
+}
+
+/// A broker enforcing `policy`, with `extra` appended to its configuration (a `[slack]` table,
+/// say) and `env` in its environment, on every start.
+pub fn start_server_with(name: &str, policy: &str, extra: &str, env: &[(&str, &str)]) -> Server {
     let dir = std::env::temp_dir().join(format!("countersign-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let port = free_port();
     let mut config =
         format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\npolicy = \"policy.toml\"\n");
@@ -82,21 +103,28 @@ pub fn start_server(name: &str) -> Server {
         let hash = Digest::of(token(id).as_bytes()).hex();
         config.push_str(&format!("\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{hash}\"\n"));
     }
+    config.push_str(extra);
     std::fs::write(dir.join("countersign.toml"), config).unwrap();
-    let child = spawn_broker(&dir, port);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let child = spawn_broker(&dir, port, &env);
     Server {
         dir,
         url: format!("http://127.0.0.1:{port}"),
         port,
         child,
+        env,
     }
 }
 
 /// Starts `countersign serve` on the configuration in `dir` and polls until it listens.
-fn spawn_broker(dir: &std::path::Path, port: u16) -> Child {
+fn spawn_broker(dir: &std::path::Path, port: u16, env: &[(String, String)]) -> Child {
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(dir.join("countersign.toml"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -127,7 +155,18 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.child = spawn_broker(&self.dir, self.port);
+        self.child = spawn_broker(&self.dir, self.port, &self.env);
+    }
+
+    /// Kills the broker (SIGKILL) and leaves it down until [`Server::start_again`].
+    pub fn stop(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a stopped broker again on the same data and port.
+    pub fn start_again(&mut self) {
+        self.child = spawn_broker(&self.dir, self.port, &self.env);
     }
 
     pub fn command(&self, who: &str) -> Command {
