@@ -267,6 +267,12 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
         fields.push(plain(&inert(&labels.join(", "), 1_000)));
     }
     blocks.push(json!({ "type": "section", "fields": fields }));
+    blocks.push(json!({
+        "type": "context",
+        "elements": [mrkdwn(
+            "The action, resource and labels are as the agent sent them; an approval binds to exactly this action (its digest is below)."
+        )]
+    }));
     if let Some(justification) = &action.justification {
         blocks.push(json!({
             "type": "rich_text",
