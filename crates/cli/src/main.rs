@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod connection;
 mod demo_cmd;
+mod mcp_cmd;
 mod describe;
 mod policy_cmd;
 mod review_cmd;
@@ -46,6 +47,8 @@ enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Run a command once the policy allows it, or once enough humans approve it.
     Run(run_cmd::RunArgs),
+    /// Put Countersign between an agent and an MCP server: every tool call is checked.
+    Mcp(mcp_cmd::McpArgs),
     /// List the requests waiting for approval.
     Pending(review_cmd::PendingArgs),
     /// Show everything about one request.
@@ -91,6 +94,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { dir } => demo_cmd::demo(&dir).await,
         Command::Policy(command) => policy_cmd::run(command),
         Command::Run(args) => run_cmd::run(args).await,
+        Command::Mcp(args) => mcp_cmd::run(args).await,
         Command::Pending(args) => review_cmd::pending(args).await,
         Command::Show(args) => review_cmd::show(args).await,
         Command::Approve(args) => review_cmd::review(args, Verdict::Approve).await,

@@ -1,0 +1,273 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+//! `countersign mcp` between real peers, over both transports: the official MCP Python SDK as the
+//! client, `@modelcontextprotocol/server-everything` as the server, a real broker deciding.
+
+mod mcp_peers;
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mcp_peers::{DEADLINE, Driver, Process, everything, everything_over_http, free_port, wait_for_port};
+use serde_json::{Value, json};
+use support::{BIN, Server, start_server_with_policy, token};
+
+const POLICY: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "harmless-tools"
+decision = "allow"
+reason = "Echoing, listing roots and sampling change nothing"
+match.kind = "mcp.tool_call"
+match.resource = ["mcp:everything/echo", "mcp:everything/get-roots-list", "mcp:everything/trigger-sampling-request"]
+
+[[rules]]
+id = "sums-need-two"
+decision = "require_approval"
+reason = "In this test, sums are sensitive: a DBA and an SRE must agree"
+match.kind = "mcp.tool_call"
+match.resource = "mcp:everything/get-sum"
+approvers = { groups = ["dba", "sre"], count = 2, distinct_groups = 2 }
+
+[[rules]]
+id = "no-env"
+decision = "deny"
+reason = "Environment variables hold secrets"
+match.kind = "mcp.tool_call"
+match.resource = "mcp:everything/get-env"
+"#;
+
+/// The environment `countersign mcp` reads, as the agent deploy-bot (acting for alice).
+fn agent_env<'a>(server: &'a Server, token: &'a str, spool: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("COUNTERSIGN_SERVER", server.url.as_str()),
+        ("COUNTERSIGN_TOKEN", token),
+        ("COUNTERSIGN_SPOOL", spool),
+    ]
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Polls the broker until a request not in `seen` is pending; returns its id.
+fn next_pending(server: &Server, seen: &mut HashSet<String>) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let listed = json_of(&server.run("sam", &["pending", "--json"]));
+        let requests = listed.get("requests").cloned().unwrap_or(listed);
+        let fresh = requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .find(|id| !seen.contains(*id))
+            .map(str::to_owned);
+        if let Some(id) = fresh {
+            seen.insert(id.clone());
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no new request became pending");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn show(server: &Server, id: &str) -> Value {
+    json_of(&server.run("sam", &["show", id, "--json"]))
+}
+
+fn review(server: &Server, who: &str, verdict: &str, id: &str, comment: &str) -> std::process::Output {
+    server.run(who, &[verdict, id, "--comment", comment])
+}
+
+/// Polls the request's audit events until one of `kind` appears; returns how many there are.
+fn wait_for_event(server: &Server, id: &str, kind: &str) -> usize {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let shown = show(server, id);
+        let count = shown["audit_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .count();
+        if count > 0 {
+            return count;
+        }
+        assert!(Instant::now() < deadline, "request {id} never got a {kind} event: {shown:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The broker's audit events of `kind` about `resource`, polled until there are `count`.
+fn wait_for_audit(server: &Server, kind: &str, resource: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let export = server.run("sam", &["audit", "export"]);
+        assert!(export.status.success());
+        let events: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|line| line.get("event").cloned())
+            .filter(|e| e["type"] == kind && e["data"]["action"]["resource"] == resource)
+            .collect();
+        if events.len() >= count || Instant::now() >= deadline {
+            assert_eq!(events.len(), count, "{kind} events for {resource}: {events:#?}");
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Everything a client should see through the proxy, whatever the transport.
+fn exercise(server: &Server, client: &mut Driver) {
+    for tool in ["echo", "get-sum", "get-env", "trigger-sampling-request", "get-roots-list"] {
+        assert!(client.tools.iter().any(|t| t == tool), "{tool} is not listed: {:?}", client.tools);
+    }
+    let mut seen = HashSet::new();
+
+    // Allowed: forwarded at once, recorded as action.allowed.
+    client.call("allowed", "echo", json!({"message": "hello"}));
+    let answer = client.outcome("allowed");
+    assert_eq!(answer["is_error"], false, "{answer}");
+    assert_eq!(answer["text"], "Echo: hello");
+
+    // Denied by the policy: the model reads who refused and why.
+    client.call("denied", "get-env", json!({}));
+    let answer = client.outcome("denied");
+    assert_eq!(answer["is_error"], true, "{answer}");
+    let text = answer["text"].as_str().unwrap();
+    assert!(text.contains("Countersign denied this call to `get-env`"), "{text}");
+    assert!(text.contains("rule no-env") && text.contains("Environment variables hold secrets"), "{text}");
+
+    // Gated: held (with progress) while an allowed call goes through meanwhile.
+    client.call("gated", "get-sum", json!({"a": 2, "b": 3}));
+    let progress = client.expect("progress on the held call", |e| e["tag"] == "gated" && e["event"] == "progress");
+    assert!(progress["message"].as_str().unwrap().contains("holding this call"), "{progress}");
+    let id = next_pending(server, &mut seen);
+    client.call("meanwhile", "echo", json!({"message": "still here"}));
+    assert_eq!(client.outcome("meanwhile")["text"], "Echo: still here");
+
+    // Nobody in the chain approves: the agent's review and alice's are refused.
+    let by_agent = review(server, "deploy-bot", "approve", &id, "me");
+    assert!(!by_agent.status.success());
+    assert!(String::from_utf8_lossy(&by_agent.stderr).contains("agent"), "{by_agent:?}");
+    let by_alice = review(server, "alice", "approve", &id, "mine");
+    assert!(!by_alice.status.success());
+    assert!(review(server, "dana", "approve", &id, "ok").status.success());
+    assert_eq!(show(server, &id)["request"]["state"], "pending");
+    assert!(!client.answered("gated"), "the call ran before the second approval");
+    assert!(review(server, "sam", "approve", &id, "ok").status.success());
+    let answer = client.outcome("gated");
+    assert_eq!(answer["is_error"], false, "{answer}");
+    assert_eq!(answer["text"], "The sum of 2 and 3 is 5.");
+    assert_eq!(wait_for_event(server, &id, "grant.consumed"), 1, "the grant is used exactly once");
+    let outcome = wait_for_event(server, &id, "action.outcome");
+    assert_eq!(outcome, 1);
+
+    // A reviewer's denial reaches the model as text.
+    client.call("refused", "get-sum", json!({"a": 1, "b": 1}));
+    let id = next_pending(server, &mut seen);
+    assert!(review(server, "dana", "deny", &id, "not during the freeze").status.success());
+    let answer = client.outcome("refused");
+    assert_eq!(answer["is_error"], true);
+    let text = answer["text"].as_str().unwrap();
+    assert!(text.contains("denied by dana: not during the freeze"), "{text}");
+
+    // The server's own requests to the client still work through the proxy.
+    client.call("sampling", "trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
+    let answer = client.outcome("sampling");
+    assert!(answer["text"].as_str().unwrap().contains("sampled by the test client"), "{answer}");
+    client.call("roots", "get-roots-list", json!({}));
+    let answer = client.outcome("roots");
+    assert!(answer["text"].as_str().unwrap().contains("countersign-test-root"), "{answer}");
+
+    // notifications/cancelled withdraws a held call's request; it never runs.
+    client.call("cancelled", "get-sum", json!({"a": 4, "b": 4}));
+    let id = next_pending(server, &mut seen);
+    client.send(json!({"op": "cancel", "tag": "cancelled"}));
+    client.expect("the call to be cancelled", |e| e["tag"] == "cancelled" && e["event"] == "cancelled");
+    let deadline = Instant::now() + DEADLINE;
+    while show(server, &id)["request"]["state"] != "cancelled" {
+        assert!(Instant::now() < deadline, "request {id} was not cancelled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!client.answered("cancelled"));
+
+    // Allowed and denied calls reach the audit log, each once.
+    let allowed = wait_for_audit(server, "action.allowed", "mcp:everything/echo", 2);
+    let ids: HashSet<&str> = allowed.iter().map(|e| e["data"]["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(allowed[0]["principal"], "deploy-bot");
+    assert_eq!(allowed[0]["data"]["action"]["details"], json!({"message": "hello"}));
+    wait_for_audit(server, "action.denied", "mcp:everything/get-env", 1);
+}
+
+fn spool_dir(server: &Server) -> String {
+    server.dir.join("spool").to_string_lossy().into_owned()
+}
+
+#[test]
+fn over_stdio_every_tool_call_is_checked() {
+    let server = start_server_with_policy("mcp-stdio", POLICY);
+    let (agent, spool) = (token("deploy-bot"), spool_dir(&server));
+    let everything = everything();
+    // No --name: `mcp-server-everything` is named `everything`.
+    let mut client = Driver::start(
+        &["stdio", BIN, "mcp", "--", everything.to_str().unwrap(), "stdio"],
+        &agent_env(&server, &agent, &spool),
+    );
+    exercise(&server, &mut client);
+    client.quit();
+}
+
+/// `countersign mcp --listen` in front of `upstream`; returns it and its endpoint.
+fn http_proxy(server: &Server, upstream: &str, spool: &str) -> (Process, String) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["mcp", "--name", "everything", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+        .env("COUNTERSIGN_SERVER", &server.url)
+        .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
+        .env("COUNTERSIGN_SPOOL", spool)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    wait_for_port(port, "countersign mcp --listen");
+    (process, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+#[test]
+fn over_streamable_http_every_tool_call_is_checked() {
+    let server = start_server_with_policy("mcp-http", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let mut client = Driver::start(&["http", &url], &[]);
+    exercise(&server, &mut client);
+    client.quit();
+}
+
+#[test]
+fn without_the_policy_the_proxy_does_not_start() {
+    let server = start_server_with_policy("mcp-no-broker", POLICY);
+    let spool = spool_dir(&server);
+    let out = Command::new(BIN)
+        .args(["mcp", "--", everything().to_str().unwrap(), "stdio"])
+        .env("COUNTERSIGN_SERVER", "http://127.0.0.1:9")
+        .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
+        .env("COUNTERSIGN_SPOOL", &spool)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the Countersign broker"), "{stderr}");
+}

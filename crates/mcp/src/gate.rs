@@ -1,0 +1,242 @@
+//! The gate: turns a `tools/call` into an action and decides it locally with the broker's
+//! policy, so that an allowed call costs microseconds. Allowed and denied calls are recorded in
+//! the spool; calls that need approval go to the broker (see `approval`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use countersign_client::{ActionRequest, Client, ReportedEvent, ReportedEventType};
+use countersign_model::{Action, Chain, Digest, Timestamp};
+use countersign_policy::{Decision, Outcome, Policy};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::message::ToolCall;
+use crate::spool::Spool;
+
+/// The action kind of a tool call.
+pub const KIND: &str = "mcp.tool_call";
+
+/// What the proxy knows about where it stands, given by the binary.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// The server's name in resources `mcp:NAME/TOOL`.
+    pub server: String,
+    /// Labels every action of this server carries (`env=production`).
+    pub labels: BTreeMap<String, String>,
+    /// How often to ask the broker whether the policy changed.
+    pub policy_refresh: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot ask the Countersign broker who this token is: {0}")]
+    Whoami(countersign_client::ClientError),
+    #[error(
+        "cannot fetch the policy from the Countersign broker: {0}; no tool call can be checked \
+         without it, so the proxy does not start"
+    )]
+    Policy(countersign_client::ClientError),
+    #[error("the broker's policy cannot be compiled here ({0}); is this proxy older than the broker?")]
+    Compile(String),
+}
+
+/// The policy in force here, and its hash.
+#[derive(Debug)]
+struct Local {
+    policy: Policy,
+    hash: Digest,
+}
+
+/// What to do with one tool call.
+#[derive(Debug)]
+pub enum Check {
+    /// Forward it now; its `action.allowed` event is spooled.
+    Allow,
+    /// Answer with this tool error; its `action.denied` event is spooled.
+    Deny(String),
+    /// Ask the broker for approval.
+    Approval(Box<ActionRequest>),
+    /// Cannot be checked (an invalid action, a spool that cannot be written): not forwarded.
+    Refuse(String),
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    config: GateConfig,
+    principal: Chain,
+    client: Client,
+    spool: Arc<Spool>,
+    local: RwLock<Arc<Local>>,
+    refresh: Notify,
+}
+
+impl Gate {
+    /// Learns who the token names and fetches the policy: without both, nothing can be checked.
+    pub async fn connect(
+        config: GateConfig,
+        client: Client,
+        spool: Arc<Spool>,
+    ) -> Result<Gate, StartError> {
+        let me = client.whoami().await.map_err(StartError::Whoami)?;
+        let view = client.policy().await.map_err(StartError::Policy)?;
+        let policy = Policy::parse(&view.text).map_err(|e| StartError::Compile(e.to_string()))?;
+        Ok(Gate {
+            config,
+            principal: Chain {
+                id: me.id,
+                kind: me.kind,
+                on_behalf_of: me.acts_for,
+                started_by: None,
+            },
+            client,
+            spool,
+            local: RwLock::new(Arc::new(Local {
+                policy,
+                hash: view.hash,
+            })),
+            refresh: Notify::new(),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
+    }
+
+    pub fn server(&self) -> &str {
+        &self.config.server
+    }
+
+    pub fn principal(&self) -> &Chain {
+        &self.principal
+    }
+
+    /// `mcp:NAME/TOOL`.
+    pub fn resource(&self, tool: &str) -> String {
+        format!("mcp:{}/{tool}", self.config.server)
+    }
+
+    fn local(&self) -> Arc<Local> {
+        Arc::clone(&self.local.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Decides a tool call with the local copy of the policy.
+    pub fn check(&self, call: &ToolCall) -> Check {
+        let action = Action {
+            kind: KIND.to_owned(),
+            resource: self.resource(&call.name),
+            labels: self.config.labels.clone(),
+            details: call.arguments.clone(),
+            principal: self.principal.clone(),
+            justification: None,
+        };
+        let digest = match action.validate().and_then(|()| action.digest()) {
+            Ok(digest) => digest,
+            Err(e) => {
+                return Check::Refuse(format!(
+                    "Countersign cannot check this call to `{}`, so it was not run: {e}",
+                    call.name
+                ));
+            }
+        };
+        let local = self.local();
+        let decision = local.policy.decide(&action);
+        let recorded = match decision.outcome {
+            Outcome::RequireApproval => {
+                let mut request = ActionRequest::new(action.kind, action.resource);
+                request.labels = action.labels;
+                request.details = action.details;
+                return Check::Approval(Box::new(request));
+            }
+            Outcome::Allow => ReportedEventType::ActionAllowed,
+            Outcome::Deny => ReportedEventType::ActionDenied,
+        };
+        let event = ReportedEvent {
+            kind: recorded,
+            request_id: None,
+            data: json!({
+                "digest": digest,
+                "rules": decision.rules,
+                "policy": local.hash,
+                "action": action,
+                "decided_at": now(),
+                "enforced_by": "countersign mcp",
+            }),
+            explanation: decision.explanation.clone(),
+        };
+        if let Err(e) = self.spool.append(event) {
+            return Check::Refuse(format!(
+                "Countersign cannot record this call in its audit spool, so it was not run: {e}"
+            ));
+        }
+        match decision.outcome {
+            Outcome::Allow => Check::Allow,
+            _ => Check::Deny(denial(&call.name, &decision)),
+        }
+    }
+
+    /// Asks the poller to fetch the policy now: the broker decided otherwise than the local copy.
+    pub fn policy_may_have_changed(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Keeps the local policy equal to the broker's: polls every `policy_refresh`, and at once
+    /// when asked. While the broker cannot be reached the last policy stays in force.
+    pub async fn keep_policy_fresh(&self) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.config.policy_refresh) => {}
+                () = self.refresh.notified() => {}
+            }
+            let view = match self.client.policy().await {
+                Ok(view) => view,
+                Err(e) => {
+                    tracing::debug!("cannot refresh the policy: {e}");
+                    continue;
+                }
+            };
+            if view.hash == self.local().hash {
+                continue;
+            }
+            match Policy::parse(&view.text) {
+                Ok(policy) => {
+                    *self.local.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Local {
+                        policy,
+                        hash: view.hash,
+                    });
+                    tracing::info!("the broker's policy changed; now enforcing {}", view.hash);
+                }
+                Err(e) => tracing::error!(
+                    "the broker's new policy {} cannot be compiled here, the previous one stays \
+                     in force: {e}",
+                    view.hash
+                ),
+            }
+        }
+    }
+}
+
+/// The tool error a model reads when the policy refuses its call.
+fn denial(tool: &str, decision: &Decision) -> String {
+    let by = match decision.rules.as_slice() {
+        [] => "the policy's default".to_owned(),
+        rules => format!("the policy (rule {})", rules.join(", ")),
+    };
+    format!(
+        "Countersign denied this call to `{tool}`; it was not run. Denied by {by}: {} Do not \
+         retry it unchanged; if it is needed, ask a person to change the policy.",
+        decision.explanation
+    )
+}
+
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_unix_millis(millis)
+}

@@ -1,0 +1,501 @@
+//! The audit spool: every event the proxy decides locally (an allowed or denied call, an outcome
+//! the broker could not take) is appended to a file before the call goes on, and shipped to the
+//! broker in batches from there. While the broker is unreachable the events wait in the file;
+//! they are shipped, in order, when it answers again, by this proxy or by the next one to start
+//! on the same spool directory.
+//!
+//! The guarantee:
+//! - *Nothing is lost when the proxy crashes*: an event is written to the spool file (one
+//!   `write`, in the operating system's cache) before its call is forwarded, and the file is
+//!   fsync'd before each batch is shipped and whenever the broker is unreachable. A power loss can
+//!   lose only events written since the last fsync (milliseconds, while the broker answers).
+//! - *Shipped once*: after the broker acknowledges a batch, the offset shipped up to is appended
+//!   to the segment's cursor file and fsync'd. Only a crash between the acknowledgement and that
+//!   fsync ships one batch again; every event carries an `event_id` in its data, so an auditor can
+//!   recognise the copy.
+//!
+//! Layout: each running proxy appends to its own segment `events-<time>-<pid>-<random>.jsonl`,
+//! locked (`flock`) while it runs; `<segment>.cursor` lists the offsets shipped. A segment nobody
+//! holds a lock on belongs to a proxy that stopped: the next proxy adopts it, ships the rest,
+//! and deletes it. Events the broker refuses as malformed go to `rejected.jsonl`, never dropped.
+
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use countersign_client::{Client, ClientError, ReportedEvent};
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// Events per call to the broker (it takes at most 1,000).
+const BATCH: usize = 500;
+/// A segment this large is replaced by a new one once everything in it is shipped.
+const ROLL_BYTES: u64 = 4 * 1024 * 1024;
+const REJECTED: &str = "rejected.jsonl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("cannot use the audit spool directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("cannot write to the audit spool {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// Where the broker's answer leaves a batch.
+#[derive(Debug)]
+pub enum SinkError {
+    /// Not taken (unreachable, unavailable, the token refused): keep it and try again later.
+    Retry(String),
+    /// Refused as malformed: trying again will not help.
+    Reject(String),
+}
+
+/// Where spooled events go: the broker, or a stand-in in tests.
+pub trait Sink: Send + Sync {
+    fn send(&self, events: &[ReportedEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+impl Sink for Client {
+    async fn send(&self, events: &[ReportedEvent]) -> Result<(), SinkError> {
+        match self.append_audit(events).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_unavailable() || matches!(e.status(), Some(401 | 403 | 429)) => {
+                Err(SinkError::Retry(e.to_string()))
+            }
+            Err(e @ ClientError::Api { .. }) => Err(SinkError::Reject(e.to_string())),
+            Err(e) => Err(SinkError::Retry(e.to_string())),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    file: File,
+    path: PathBuf,
+    written: u64,
+}
+
+/// The spool of one proxy process.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    /// Unique to this process; with `seq`, names each event (`event_id`).
+    id: String,
+    seq: AtomicU64,
+    segment: Mutex<Segment>,
+    wake: Notify,
+}
+
+impl Spool {
+    /// Opens (creating) the spool directory and starts this process's own segment.
+    pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
+        let dir_error = |source| SpoolError::Dir {
+            dir: dir.to_owned(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(dir_error)?;
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).map_err(|e| dir_error(io::Error::other(e.to_string())))?;
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let id = format!(
+            "{millis}-{}-{}",
+            std::process::id(),
+            countersign_model::digest::hex_encode(&random)
+        );
+        let segment = new_segment(dir, &id).map_err(dir_error)?;
+        Ok(Spool {
+            dir: dir.to_owned(),
+            id,
+            seq: AtomicU64::new(0),
+            segment: Mutex::new(segment),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends an event, adding `event_id` to its data. When this returns, a crash of the proxy
+    /// no longer loses the event.
+    pub fn append(&self, mut event: ReportedEvent) -> Result<(), SpoolError> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        if let Some(data) = event.data.as_object_mut() {
+            data.insert("event_id".into(), json!(format!("{}-{seq}", self.id)));
+        }
+        let mut line = serde_json::to_vec(&event).map_err(|e| SpoolError::Write {
+            path: self.dir.clone(),
+            source: io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        let mut segment = self.lock();
+        let result = segment.file.write_all(&line);
+        match result {
+            Ok(()) => {
+                segment.written += line.len() as u64;
+                drop(segment);
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(source) => Err(SpoolError::Write {
+                path: segment.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Segment> {
+        // A panic while holding the lock cannot leave a half-written line behind that matters:
+        // readers only take complete lines.
+        self.segment.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn own(&self) -> (PathBuf, u64) {
+        let segment = self.lock();
+        (segment.path.clone(), segment.written)
+    }
+
+    /// Starts a new segment if the current one is large and everything in it has been shipped;
+    /// the old one is deleted.
+    fn roll_if_shipped(&self, shipped: u64) {
+        let mut segment = self.lock();
+        if segment.written < ROLL_BYTES || segment.written != shipped {
+            return;
+        }
+        let Ok(next) = new_segment(&self.dir, &self.id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut *segment, next);
+        drop(segment);
+        remove_segment(&old.path);
+    }
+}
+
+fn new_segment(dir: &Path, id: &str) -> io::Result<Segment> {
+    // A new name each time: several segments of one process may exist until shipped.
+    let mut n = 0u32;
+    loop {
+        let path = dir.join(format!("events-{id}-{n}.jsonl"));
+        match OpenOptions::new().append(true).create_new(true).open(&path) {
+            Ok(file) => {
+                file.try_lock().map_err(io::Error::from)?;
+                sync_dir(dir);
+                return Ok(Segment {
+                    file,
+                    path,
+                    written: 0,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}
+
+fn cursor_path(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(".cursor");
+    PathBuf::from(name)
+}
+
+/// The offset shipped up to: the last complete line of the cursor file.
+fn read_cursor(segment: &Path) -> u64 {
+    let text = fs::read_to_string(cursor_path(segment)).unwrap_or_default();
+    let complete = text.rsplit_once('\n').map_or("", |(complete, _)| complete);
+    complete
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+fn write_cursor(segment: &Path, offset: u64) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(cursor_path(segment))?;
+    file.write_all(format!("{offset}\n").as_bytes())?;
+    file.sync_data()
+}
+
+/// Deletes a shipped segment, then its cursor: a cursor without its segment is harmless, a
+/// segment without its cursor would be shipped again.
+fn remove_segment(path: &Path) {
+    let _ = fs::remove_file(path);
+    let _ = fs::remove_file(cursor_path(path));
+    if let Some(dir) = path.parent() {
+        sync_dir(dir);
+    }
+}
+
+/// Complete lines of `path` from `from`, at most `BATCH`, with the offset after the last one.
+/// The file is fsync'd first, so what is about to be shipped is also durable here.
+fn read_batch(path: &Path, from: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    let mut file = File::open(path)?;
+    file.sync_data()?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    file.take(8 * 1024 * 1024).read_to_end(&mut bytes)?;
+    let mut lines = Vec::new();
+    let mut end = 0usize;
+    for (i, _) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n') {
+        lines.push(bytes[end..i].to_vec());
+        end = i + 1;
+        if lines.len() == BATCH {
+            break;
+        }
+    }
+    Ok((lines, from + end as u64))
+}
+
+/// Ships spooled events to a sink: this process's segment, and the segments of proxies that
+/// stopped before shipping theirs.
+#[derive(Debug)]
+pub struct Shipper<S> {
+    spool: Arc<Spool>,
+    sink: S,
+    /// Offset of this process's current segment shipped so far.
+    shipped: u64,
+    shipped_path: PathBuf,
+}
+
+/// What a round of shipping did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    pub events: usize,
+    pub rejected: usize,
+}
+
+impl<S: Sink> Shipper<S> {
+    pub fn new(spool: Arc<Spool>, sink: S) -> Self {
+        let shipped_path = spool.own().0;
+        Shipper {
+            spool,
+            sink,
+            shipped: 0,
+            shipped_path,
+        }
+    }
+
+    /// Ships everything this process spooled so far. `Err` (the broker did not take a batch)
+    /// leaves the rest in the spool for the next try.
+    pub async fn ship_own(&mut self) -> Result<Shipped, SinkError> {
+        let (path, _) = self.spool.own();
+        if path != self.shipped_path {
+            self.shipped_path = path.clone();
+            self.shipped = 0;
+        }
+        let mut total = Shipped::default();
+        loop {
+            let (sent, offset) = ship_batch(&self.sink, &self.spool.dir, &path, self.shipped).await?;
+            self.shipped = offset;
+            total.events += sent.events;
+            total.rejected += sent.rejected;
+            if sent.events + sent.rejected == 0 {
+                self.spool.roll_if_shipped(self.shipped);
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Adopts and ships the segments of proxies that are no longer running, then deletes them.
+    pub async fn adopt_orphans(&mut self) -> Result<Shipped, SinkError> {
+        let own = self.spool.own().0;
+        let mut names: Vec<PathBuf> = fs::read_dir(&self.spool.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|path| {
+                        path.extension().is_some_and(|ext| ext == "jsonl")
+                            && path.file_name().is_some_and(|n| n != REJECTED)
+                            && *path != own
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut total = Shipped::default();
+        for path in names {
+            let Ok(file) = File::open(&path) else { continue };
+            if file.try_lock().is_err() {
+                continue; // a running proxy's, or this process's own older segment
+            }
+            let mut offset = read_cursor(&path);
+            loop {
+                let (sent, next) = ship_batch(&self.sink, &self.spool.dir, &path, offset).await?;
+                offset = next;
+                total.events += sent.events;
+                total.rejected += sent.rejected;
+                if sent.events + sent.rejected == 0 {
+                    break;
+                }
+            }
+            let length = fs::metadata(&path).map_or(0, |m| m.len());
+            if length > offset {
+                tracing::warn!(
+                    "the spooled segment {} ends with {} bytes of an unfinished event (written when \
+                     a proxy stopped mid-write); they are dropped with the segment",
+                    path.display(),
+                    length - offset
+                );
+            }
+            remove_segment(&path);
+            drop(file);
+        }
+        remove_stray_cursors(&self.spool.dir);
+        Ok(total)
+    }
+
+    /// One round: this process's events, then any orphans.
+    pub async fn ship_once(&mut self) -> Result<Shipped, SinkError> {
+        let own = self.ship_own().await?;
+        let orphans = self.adopt_orphans().await?;
+        Ok(Shipped {
+            events: own.events + orphans.events,
+            rejected: own.rejected + orphans.rejected,
+        })
+    }
+
+    /// Ships until `stop` fires: at once when an event is appended, again every second, and
+    /// after a pause while the broker is unreachable. Orphans are looked for every minute.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        let mut backoff = Duration::from_millis(250);
+        let mut outage = false;
+        let mut next_adoption = tokio::time::Instant::now();
+        loop {
+            let round = if tokio::time::Instant::now() >= next_adoption {
+                next_adoption += Duration::from_secs(60);
+                self.ship_once().await
+            } else {
+                self.ship_own().await
+            };
+            let pause = match round {
+                Ok(_) => {
+                    if outage {
+                        tracing::info!("the broker takes audit events again; the spool is shipped");
+                    }
+                    outage = false;
+                    backoff = Duration::from_millis(250);
+                    Duration::from_secs(1)
+                }
+                Err(SinkError::Retry(reason) | SinkError::Reject(reason)) => {
+                    if !outage {
+                        tracing::warn!(
+                            "audit events cannot be sent to the broker ({reason}); they are kept in \
+                             {} and sent when it answers",
+                            self.spool.dir.display()
+                        );
+                    }
+                    outage = true;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            tokio::select! {
+                () = self.spool.wake.notified(), if !outage => {}
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return self,
+            }
+        }
+    }
+
+    /// At a clean exit: ships what is left and, when everything went, deletes this process's
+    /// segment. What could not be shipped stays for the next proxy to adopt.
+    pub async fn finish(mut self) -> Result<(), SinkError> {
+        self.ship_own().await?;
+        let segment = self.spool.lock();
+        if segment.written == self.shipped && segment.path == self.shipped_path {
+            remove_segment(&segment.path);
+        }
+        Ok(())
+    }
+}
+
+/// Ships one batch of `path` from `from`; returns what was sent and the next offset (advanced in
+/// the cursor file). A batch refused as malformed is sent event by event, and the events refused
+/// alone are kept in `rejected.jsonl`.
+async fn ship_batch<S: Sink>(
+    sink: &S,
+    dir: &Path,
+    path: &Path,
+    from: u64,
+) -> Result<(Shipped, u64), SinkError> {
+    let owned = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || read_batch(&owned, from)).await;
+    let (lines, to) = match read {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(e)) => return Err(SinkError::Retry(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(SinkError::Retry(e.to_string())),
+    };
+    if lines.is_empty() {
+        return Ok((Shipped::default(), from));
+    }
+    let mut shipped = Shipped::default();
+    let mut events = Vec::with_capacity(lines.len());
+    let mut unreadable = Vec::new();
+    for line in &lines {
+        match serde_json::from_slice::<ReportedEvent>(line) {
+            Ok(event) => events.push(event),
+            Err(_) => unreadable.push(line.clone()),
+        }
+    }
+    match sink.send(&events).await {
+        Ok(()) => shipped.events += events.len(),
+        Err(SinkError::Retry(reason)) => return Err(SinkError::Retry(reason)),
+        Err(SinkError::Reject(_)) => {
+            for (event, line) in events.iter().zip(lines.iter()) {
+                match sink.send(std::slice::from_ref(event)).await {
+                    Ok(()) => shipped.events += 1,
+                    Err(SinkError::Retry(reason)) => return Err(SinkError::Retry(reason)),
+                    Err(SinkError::Reject(reason)) => {
+                        tracing::error!("the broker refuses a spooled audit event: {reason}");
+                        unreadable.push(line.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        shipped.rejected += unreadable.len();
+        keep_rejected(dir, &unreadable).map_err(|e| SinkError::Retry(e.to_string()))?;
+    }
+    write_cursor(path, to).map_err(|e| {
+        SinkError::Retry(format!("cannot record what was shipped of {}: {e}", path.display()))
+    })?;
+    Ok((shipped, to))
+}
+
+/// Cursor files whose segment is gone (deleted by a proxy that stopped before the cursor).
+fn remove_stray_cursors(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
+        if path.extension().is_some_and(|ext| ext == "cursor") && !path.with_extension("").exists() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn keep_rejected(dir: &Path, lines: &[Vec<u8>]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(REJECTED))?;
+    for line in lines {
+        file.write_all(line)?;
+        file.write_all(b"\n")?;
+    }
+    file.sync_data()
+}
