@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use countersign_approval::{Channel, Request, State as RequestState, Verdict};
+use countersign_approval::{Authentication, Channel, Request, State as RequestState, Verdict};
 use countersign_audit::AuditEvent;
 use countersign_broker::ApiError;
 use countersign_model::{Action, RequestId};
@@ -203,12 +203,12 @@ async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
         for review in &request.reviews {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}, {}</td><td>{}</td></tr>",
                 escape(&review.reviewer.id),
                 escape(&review.verdict.to_string()),
                 escape(review.comment.as_deref().unwrap_or("")),
                 escape(review.channel.as_str()),
-                escape(&format!("{:?}", review.reviewer.authentication).to_lowercase()),
+                signed_in_with(review.reviewer.authentication),
                 time(review.at)
             );
         }
@@ -227,6 +227,17 @@ async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
     }
     out.push_str("</ol></section>");
     Ok(out)
+}
+
+/// How a reviewer proved who they are, in words.
+fn signed_in_with(authentication: Authentication) -> &'static str {
+    match authentication {
+        Authentication::ApiToken => "API token",
+        Authentication::Slack => "Slack",
+        Authentication::Teams => "Microsoft Teams",
+        Authentication::Oidc => "single sign-on",
+        Authentication::OidcMfa => "single sign-on with MFA",
+    }
 }
 
 fn review_form(request: &Request, reviewer: &Reviewer) -> String {

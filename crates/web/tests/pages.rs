@@ -1,0 +1,627 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+//! The web inbox driven through the real router, in process, without a browser: sign-in and its
+//! cookies, the CSRF and Origin checks, refusals in plain words, and the escaping of everything
+//! an agent controls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use countersign_broker::{Broker, Config};
+use countersign_model::{Digest, SecretKey};
+use countersign_policy::Policy;
+use countersign_store::{SqliteStore, Store};
+use countersign_web::Web;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const POLICY: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "scripted-change"
+decision = "require_approval"
+reason = "Scripts that change production need a DBA's eye"
+match.kind = "shell.exec"
+match.command = "sh -c *"
+approvers = { groups = ["dba"], count = 1 }
+"#;
+
+const PRINCIPALS: [(&str, &str, &str); 3] = [
+    (
+        "deploy-bot",
+        "agent",
+        "acts_for = [\"alice\"]\nemail = \"bot@example.test\"",
+    ),
+    (
+        "alice",
+        "human",
+        "groups = [\"dba\"]\nemail = \"alice@example.test\"",
+    ),
+    (
+        "dana",
+        "human",
+        "groups = [\"dba\"]\noidc_subject = \"sub-dana\"",
+    ),
+];
+
+fn token(id: &str) -> String {
+    format!("token-of-{id}")
+}
+
+struct Inbox {
+    router: axum::Router,
+    store: Arc<dyn Store>,
+    dir: std::path::PathBuf,
+    _broker: Broker,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A response, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers[header::LOCATION].to_str().unwrap()
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The `name=value` of a cookie this response sets.
+    fn cookie(&self, name: &str) -> String {
+        self.set_cookies()
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {name} cookie in {:?}", self.set_cookies()))
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("no csrf field")
+            + 19;
+        self.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+async fn start(public_url: &str) -> Inbox {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-web-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config =
+        format!("data_dir = \"unused\"\npolicy = \"unused\"\npublic_url = \"{public_url}\"\n");
+    for (id, kind, extra) in PRINCIPALS {
+        config.push_str(&format!(
+            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{}\"\n",
+            Digest::of(token(id).as_bytes()).hex()
+        ));
+    }
+    config.push_str(
+        "\n[web]\ntoken_sign_in = true\n[web.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"countersign\"\n",
+    );
+    let config = Config::parse(&config).unwrap();
+    let key = SecretKey::from_seed([7; 32]);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.join("countersign.db"), Some(key.clone()))
+            .await
+            .unwrap(),
+    );
+    let loader = Arc::new(|| Ok(POLICY.to_owned()));
+    let broker = Broker::start(
+        &config,
+        Policy::parse(POLICY).unwrap(),
+        loader,
+        Arc::clone(&store),
+        key,
+    )
+    .await
+    .unwrap();
+    let web = Web::new(broker.clone(), config.web.as_ref().unwrap(), |_| None).unwrap();
+    Inbox {
+        router: broker.router().merge(web.router()),
+        store,
+        dir,
+        _broker: broker,
+    }
+}
+
+impl Inbox {
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, uri: &str, cookie: Option<&str>) -> Answer {
+        let mut request = Request::builder().uri(uri);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(
+        &self,
+        uri: &str,
+        cookie: &str,
+        origin: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Answer {
+        let body = reqwest::Url::parse_with_params("x:", form)
+            .unwrap()
+            .query()
+            .unwrap_or_default()
+            .to_owned();
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Signs in with `who`'s API token; returns the session cookie (`name=value`).
+    async fn sign_in(&self, who: &str) -> String {
+        let form = self.get("/sign-in?next=/inbox", None).await;
+        let answer = self
+            .post_form(
+                "/sign-in/token",
+                &form.cookie("countersign_form"),
+                Some("http://127.0.0.1:8750"),
+                &[
+                    ("token", &token(who)),
+                    ("csrf", &form.csrf()),
+                    ("next", "/inbox"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        assert_eq!(answer.location(), "/inbox");
+        answer.cookie("countersign_session")
+    }
+
+    /// The agent asks to run `argv` with its own justification and labels; returns the request id.
+    async fn agent_asks(&self, argv: &[&str], justification: &str, labels: Value) -> String {
+        let body = json!({
+            "kind": "shell.exec", "resource": "db:prod/customers", "labels": labels,
+            "details": {"argv": argv}, "justification": justification
+        });
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/actions")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token("deploy-bot")),
+            )
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let answer = self.send(request).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+        let value: Value = serde_json::from_str(&answer.body).unwrap();
+        value["request"]["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn review_events(&self, id: &str) -> Vec<String> {
+        self.store
+            .audit_for_request(id.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|k| k.starts_with("review."))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_send_strangers_to_sign_in() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let answer = inbox.get("/inbox", None).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), "/sign-in?next=%2Finbox");
+    let answer = inbox
+        .get(
+            "/requests/r_00000000000000000000000000000000?x=1",
+            Some("countersign_session=made-up"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(
+        answer
+            .location()
+            .starts_with("/sign-in?next=%2Frequests%2F"),
+        "{}",
+        answer.location()
+    );
+    assert_eq!(
+        inbox.get("/inbox/events", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The broker's own routes are untouched: its fallback still answers unknown paths.
+    assert_eq!(
+        inbox.get("/no/such/page", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_same_site_and_secure_over_https() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let form = inbox.get("/sign-in", None).await;
+    let answer = inbox
+        .post_form(
+            "/sign-in/token",
+            &form.cookie("countersign_form"),
+            None,
+            &[("token", &token("dana")), ("csrf", &form.csrf())],
+        )
+        .await;
+    let session = answer
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("countersign_session="))
+        .unwrap();
+    assert!(session.contains("; HttpOnly"), "{session}");
+    assert!(session.contains("; SameSite=Lax"), "{session}");
+    assert!(session.contains("; Path=/;"), "{session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain http cannot carry Secure cookies: {session}"
+    );
+    let page = inbox
+        .get("/inbox", Some(&answer.cookie("countersign_session")))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Signed in as <strong>dana</strong>"));
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+
+    let inbox = start("https://countersign.example.test").await;
+    let form = inbox.get("/sign-in", None).await;
+    assert!(form.set_cookies()[0].ends_with("; Secure"));
+    let answer = inbox
+        .post_form(
+            "/sign-in/token",
+            &form.cookie("countersign_form"),
+            Some("https://countersign.example.test"),
+            &[("token", &token("dana")), ("csrf", &form.csrf())],
+        )
+        .await;
+    assert!(
+        answer.set_cookies().iter().all(|c| c.ends_with("; Secure")),
+        "{:?}",
+        answer.set_cookies()
+    );
+}
+
+#[tokio::test]
+async fn agents_and_unknown_tokens_cannot_sign_in() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    for (token, says) in [
+        (token("deploy-bot"), "deploy-bot+is+an+agent"),
+        ("nonsense".to_owned(), "that+token+is+not+known"),
+    ] {
+        let form = inbox.get("/sign-in", None).await;
+        let answer = inbox
+            .post_form(
+                "/sign-in/token",
+                &form.cookie("countersign_form"),
+                None,
+                &[("token", &token), ("csrf", &form.csrf())],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        assert!(answer.location().contains(says), "{}", answer.location());
+        assert!(
+            answer
+                .set_cookies()
+                .iter()
+                .all(|c| !c.starts_with("countersign_session="))
+        );
+    }
+    // The sign-in form itself is protected: a post from elsewhere signs nobody in.
+    let form = inbox.get("/sign-in", None).await;
+    let answer = inbox
+        .post_form(
+            "/sign-in/token",
+            "countersign_form=attacker",
+            None,
+            &[("token", &token("dana")), ("csrf", &form.csrf())],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_review_without_the_sessions_token_or_from_another_site_is_refused_and_not_recorded() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(&["sh", "-c", "echo hi"], "routine", json!({}))
+        .await;
+    let dana = inbox.sign_in("dana").await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    let csrf = page.csrf();
+    let uri = format!("/requests/{id}/review");
+
+    let cases: [(&[(&str, &str)], Option<&str>); 4] = [
+        (&[("verdict", "approve")], None),
+        (&[("verdict", "approve"), ("csrf", "")], None),
+        (&[("verdict", "approve"), ("csrf", "guessed-token")], None),
+        (
+            &[("verdict", "approve"), ("csrf", &csrf)],
+            Some("https://evil.example"),
+        ),
+    ];
+    for (form, origin) in cases {
+        let answer = inbox.post_form(&uri, &dana, origin, form).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{form:?} {origin:?}");
+        assert!(answer.body.contains("Nothing was done"), "{}", answer.body);
+    }
+    // Another session's token is not this session's.
+    let alice = inbox.sign_in("alice").await;
+    let alices = inbox
+        .get(&format!("/requests/{id}"), Some(&alice))
+        .await
+        .csrf();
+    let answer = inbox
+        .post_form(
+            &uri,
+            &dana,
+            None,
+            &[("verdict", "approve"), ("csrf", &alices)],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(
+        inbox.review_events(&id).await.is_empty(),
+        "a forged form must record nothing"
+    );
+    let stored = inbox
+        .store
+        .get_request(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.reviews.is_empty() && stored.state.is_pending());
+
+    // With its token and from this site, the same review counts.
+    let answer = inbox
+        .post_form(
+            &uri,
+            &dana,
+            Some("http://127.0.0.1:8750"),
+            &[("verdict", "approve"), ("csrf", &csrf), ("comment", "fine")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(
+        answer.location(),
+        format!("/requests/{id}?reviewed=approve")
+    );
+    assert_eq!(inbox.review_events(&id).await, ["review.approved"]);
+    let page = inbox.get(answer.location(), Some(&dana)).await;
+    assert!(page.body.contains("Your approval is recorded."));
+    assert!(
+        page.body
+            .contains("<span class=\"badge approved\">approved</span>")
+    );
+    assert!(
+        page.body
+            .contains("<td>dana</td><td>approve</td><td>fine</td><td>web, API token</td>"),
+        "{}",
+        page.body
+    );
+
+    // Signing out needs the token too, and ends the session.
+    let answer = inbox.post_form("/sign-out", &dana, None, &[]).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = inbox
+        .post_form("/sign-out", &dana, None, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        inbox.get("/inbox", Some(&dana)).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_human_the_agent_acts_for_is_told_plainly_why_their_approval_is_refused() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(&["sh", "-c", "echo hi"], "routine", json!({}))
+        .await;
+    let alice = inbox.sign_in("alice").await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&alice)).await;
+    assert!(
+        page.body
+            .contains("You are in this request's delegation chain")
+    );
+    let answer = inbox
+        .post_form(
+            &format!("/requests/{id}/review"),
+            &alice,
+            None,
+            &[("verdict", "approve"), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(
+        answer.body.contains(
+            "Countersign refused your review:</strong> alice cannot review this request: alice is the person the requester acts for, and nobody approves their own request"
+        ),
+        "{}",
+        answer.body
+    );
+    assert_eq!(inbox.review_events(&id).await, ["review.refused"]);
+}
+
+#[tokio::test]
+async fn everything_the_agent_wrote_is_escaped_and_invisible_characters_are_shown() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(
+            &[
+                "sh",
+                "-c",
+                "echo </code><script>alert(1)</script>",
+                "safe\u{202E}txt.exe",
+            ],
+            "<img src=x onerror=alert(2)> trust me\" data-x='",
+            json!({"env": "\"><script>alert(3)</script>"}),
+        )
+        .await;
+    let dana = inbox.sign_in("dana").await;
+    for uri in [
+        format!("/requests/{id}"),
+        "/inbox".into(),
+        "/history".into(),
+        "/audit".into(),
+    ] {
+        let page = inbox.get(&uri, Some(&dana)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        for raw in ["<script>", "<img", "\u{202E}", "onerror=alert(2)>"] {
+            assert!(!page.body.contains(raw), "{uri} shows {raw:?} unescaped");
+        }
+    }
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    assert!(
+        page.body
+            .contains("&lt;/code&gt;&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(
+        page.body
+            .contains("&lt;img src=x onerror=alert(2)&gt; trust me&quot; data-x=&#39;")
+    );
+    assert!(
+        page.body
+            .contains("env=&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;")
+    );
+    assert!(
+        page.body.contains("safe\\u{202E}txt.exe"),
+        "the direction override is shown, not obeyed"
+    );
+    assert!(
+        page.body
+            .contains("The agent's own words — not checked by Countersign")
+    );
+}
+
+#[tokio::test]
+async fn an_identity_provider_callback_must_match_the_sign_in_this_browser_started() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    // No sign-in was started: any state is refused.
+    let answer = inbox
+        .get(
+            "/auth/callback?code=abc&state=xyz",
+            Some("countersign_login=xyz"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .body
+            .contains("This sign-in was not started in this browser")
+    );
+    // The state in the URL is not the one this browser's cookie holds.
+    let answer = inbox
+        .get(
+            "/auth/callback?code=abc&state=xyz",
+            Some("countersign_login=other"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = inbox.get("/auth/callback?code=abc&state=xyz", None).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .set_cookies()
+            .iter()
+            .all(|c| !c.starts_with("countersign_session="))
+    );
+}
+
+#[tokio::test]
+async fn history_filters_and_the_dashboard_and_audit_pages_render() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(
+            &["sh", "-c", "echo one"],
+            "first",
+            json!({"env": "production"}),
+        )
+        .await;
+    let dana = inbox.sign_in("dana").await;
+    let page = inbox
+        .get(
+            "/history?state=pending&agent=deploy-bot&rule=scripted-change",
+            Some(&dana),
+        )
+        .await;
+    assert!(page.body.contains(&id), "{}", page.body);
+    let page = inbox.get("/history?state=approved", Some(&dana)).await;
+    assert!(!page.body.contains(&id));
+    let page = inbox
+        .get("/history?from=2000-01-01&to=2000-01-02", Some(&dana))
+        .await;
+    assert!(page.body.contains("No request matches these filters."));
+    let page = inbox.get("/history?from=yesterday", Some(&dana)).await;
+    assert!(
+        page.body
+            .contains("From &#39;yesterday&#39; is not a date like 2026-05-02")
+    );
+
+    let page = inbox.get("/audit", Some(&dana)).await;
+    assert!(
+        page.body.contains("The audit log is intact."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("request.created"));
+    let page = inbox.get("/dashboard", Some(&dana)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<svg class=\"chart\""));
+    assert!(page.body.contains("<strong>1</strong> requests"));
+}
