@@ -726,3 +726,56 @@ print(verifier.generate_signature(timestamp=timestamp, body=body))
         Ok(())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_and_expired_requests_say_so_and_lose_their_buttons() {
+    let w = world().await;
+    let id = w.open(pg_dump()).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let (status, _) = w
+        .broker
+        .post(
+            "deploy-bot",
+            &format!("/v1/requests/{id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let cancelled = w.shows(APPROVALS, &ts, "*Cancelled* by *deploy-bot*").await;
+    assert!(!cancelled.to_string().contains("countersign_approve"));
+
+    // A rule whose requests expire after a second.
+    let policy = r#"
+version = 1
+default = "deny"
+[[rules]]
+id = "quick"
+decision = "require_approval"
+reason = "Try the expiry"
+match.kind = "shell.exec"
+approvers = { groups = ["sre"] }
+timeout = "1s"
+"#;
+    let broker = harness::start_with(policy, |store| store).await;
+    let table: toml::Table = format!("channel = \"#approvals\"\napi_url = \"{}\"", w.slack.url)
+        .parse()
+        .unwrap();
+    let secrets = Secrets {
+        bot_token: BOT_TOKEN.into(),
+        signing_secret: SIGNING_SECRET.into(),
+    };
+    Slack::start(
+        broker.broker.clone(),
+        Settings::parse(&table).unwrap(),
+        secrets,
+    )
+    .unwrap();
+    let (_, opened) = broker.post("deploy-bot", "/v1/actions", pg_dump()).await;
+    let id = opened["request"]["id"].as_str().unwrap().to_owned();
+    let ts = w.posted(&id, APPROVALS).await;
+    let expired = w.shows(APPROVALS, &ts, "*Expired*").await.to_string();
+    assert!(
+        expired.contains("nobody approved in time. It was not denied"),
+        "{expired}"
+    );
+}
