@@ -10,21 +10,7 @@ mod support;
 use countersign_slack::signature;
 use fake_slack::{BOT_TOKEN, FakeSlack, SIGNING_SECRET};
 use serde_json::{Value, json};
-use support::{start_server_with, token};
-
-const POLICY: &str = r#"
-version = 1
-default = "deny"
-
-[[rules]]
-id = "scripted-change"
-decision = "require_approval"
-reason = "Scripts that change production need a DBA and an SRE"
-match.kind = "shell.exec"
-match.command = "sh -c *"
-approvers = { groups = ["dba", "sre"], count = 2, distinct_groups = 2 }
-notify = ["slack:#sre"]
-"#;
+use support::{POLICY, start_server_with, token};
 
 fn now_secs() -> i64 {
     countersign_broker::now().unix_millis() / 1000

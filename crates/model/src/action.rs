@@ -219,6 +219,16 @@ impl Action {
         argv.filter(|a| !a.is_empty())
     }
 
+    /// The labels as one line: `env=production, team=data`.
+    pub fn labels_line(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.join(", ")
+    }
+
     /// `details.sql` (the shape of `sql.statement`).
     pub fn sql(&self) -> Option<&str> {
         self.details.get("sql")?.as_str()

@@ -34,12 +34,7 @@ pub(crate) fn explain(
         action.resource
     );
     if !action.labels.is_empty() {
-        let labels: Vec<String> = action
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        s.push_str(&format!(" ({})", labels.join(", ")));
+        s.push_str(&format!(" ({})", action.labels_line()));
     }
     s.push('.');
     for failure in failures {

@@ -258,13 +258,8 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
     ];
     let mut fields = vec![mrkdwn("*Resource*"), plain(&inert(&action.resource, 1_000))];
     if !action.labels.is_empty() {
-        let labels: Vec<String> = action
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         fields.push(mrkdwn("*Labels*"));
-        fields.push(plain(&inert(&labels.join(", "), 1_000)));
+        fields.push(plain(&inert(&action.labels_line(), 1_000)));
     }
     blocks.push(json!({ "type": "section", "fields": fields }));
     blocks.push(json!({

@@ -169,27 +169,20 @@ impl World {
             .await
     }
 
+    async fn events(&self, id: &str) -> Vec<countersign_audit::AuditEvent> {
+        let id = id.parse().unwrap();
+        self.broker.store.audit_for_request(id).await.unwrap()
+    }
+
     async fn audit_kinds(&self, id: &str) -> Vec<String> {
-        let events = self
-            .broker
-            .store
-            .audit_for_request(id.parse().unwrap())
-            .await
-            .unwrap();
-        events.into_iter().map(|e| e.kind).collect()
+        self.events(id).await.into_iter().map(|e| e.kind).collect()
     }
 
     /// Waits until the request's audit trail holds an event of `kind`; returns its explanation.
     async fn audited(&self, id: &str, kind: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let events = self
-                .broker
-                .store
-                .audit_for_request(id.parse().unwrap())
-                .await
-                .unwrap();
-            if let Some(e) = events.iter().find(|e| e.kind == kind) {
+            if let Some(e) = self.events(id).await.into_iter().find(|e| e.kind == kind) {
                 return e.explanation.clone();
             }
             assert!(

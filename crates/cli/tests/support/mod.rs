@@ -13,7 +13,8 @@ use countersign_model::{Digest, SecretKey};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
-const POLICY: &str = r#"
+/// The policy every test broker enforces unless given another.
+pub const POLICY: &str = r#"
 version = 1
 default = "deny"
 
@@ -24,6 +25,7 @@ reason = "Scripts that change production need a DBA and an SRE"
 match.kind = "shell.exec"
 match.command = "sh -c *"
 approvers = { groups = ["dba", "sre"], count = 2, distinct_groups = 2 }
+notify = ["slack:#sre"]
 
 [[rules]]
 id = "read-only"
