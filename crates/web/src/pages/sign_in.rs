@@ -258,6 +258,8 @@ pub struct CallbackQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// RFC 9207: the provider names itself in the redirect, against mix-up attacks.
+    iss: Option<String>,
 }
 
 /// The principal a verified sign-in is: by `sub` (`oidc_subject`), else by verified email for
@@ -335,6 +337,14 @@ pub async fn callback(
         return Err(mismatch());
     }
     let login = app.sessions.finish_login(state).ok_or_else(mismatch)?;
+    if let Some(iss) = &query.iss
+        && iss.trim_end_matches('/') != oidc.settings.issuer
+    {
+        return Ok(back_to_sign_in(
+            &login.next,
+            &format!("the answer came from '{iss}', not from the configured provider"),
+        ));
+    }
     if let Some(error) = &query.error {
         let description = query.error_description.as_deref().unwrap_or_default();
         return Ok(back_to_sign_in(
