@@ -22,13 +22,16 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Characters that change how the text around them looks without being seen themselves:
-/// direction overrides and isolates, zero-width characters.
+/// direction marks, overrides and isolates, zero-width characters.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    countersign_model::text::is_bidi_control(c)
+        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
 }
 
 /// Text an agent controls (its justification, arguments, labels): escaped, and with control and
 /// invisible characters shown as `\u{…}`, so it can neither inject markup nor disguise itself.
+/// Unlike `countersign_model::text::clean`, line breaks stay: SQL and justifications keep their
+/// lines.
 pub fn untrusted(text: &str) -> String {
     let mut shown = String::with_capacity(text.len());
     for c in text.chars() {

@@ -168,6 +168,17 @@ pub(crate) struct Reviewer {
 }
 
 impl Reviewer {
+    /// Refuses a form that does not carry this session's token, or that the browser says came
+    /// from another site.
+    pub fn check_form(
+        &self,
+        app: &App,
+        headers: &axum::http::HeaderMap,
+        sent: Option<&str>,
+    ) -> Result<(), PageError> {
+        sessions::check_form(headers, &app.origin, &self.session.csrf, sent).map_err(pages::forged)
+    }
+
     pub fn viewer(&self) -> Viewer<'_> {
         Viewer {
             id: &self.principal.id,

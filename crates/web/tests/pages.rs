@@ -48,6 +48,9 @@ const PRINCIPALS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// A form's fields, in order.
+type Form<'a> = &'a [(&'a str, &'a str)];
+
 fn token(id: &str) -> String {
     format!("token-of-{id}")
 }
@@ -385,7 +388,7 @@ async fn a_review_without_the_sessions_token_or_from_another_site_is_refused_and
     let csrf = page.csrf();
     let uri = format!("/requests/{id}/review");
 
-    let cases: [(&[(&str, &str)], Option<&str>); 4] = [
+    let cases: [(Form<'_>, Option<&str>); 4] = [
         (&[("verdict", "approve")], None),
         (&[("verdict", "approve"), ("csrf", "")], None),
         (&[("verdict", "approve"), ("csrf", "guessed-token")], None),

@@ -259,7 +259,7 @@ impl Browser {
     }
 
     fn element(&self, css: &str) -> String {
-        let found = poll(20, &format!("an element {css}"), || {
+        poll(20, &format!("an element {css}"), || {
             let answer = http(
                 self.port,
                 "POST",
@@ -272,8 +272,7 @@ impl Browser {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .filter(|_| answer["value"]["error"].is_null())
-        });
-        found
+        })
     }
 
     pub fn click(&self, css: &str) {

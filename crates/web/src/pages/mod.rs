@@ -20,6 +20,8 @@ use countersign_model::action::shell_join;
 use crate::App;
 use crate::html::{escape, untrusted};
 
+pub use sign_in::forged;
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/inbox") }))

@@ -14,10 +14,8 @@ use countersign_broker::ApiError;
 use countersign_model::{Action, RequestId};
 use serde::Deserialize;
 
-use super::sign_in::forged;
 use super::{action_title, labels, quorum};
 use crate::html::{Nav, escape, notice, page as layout, state_badge, time, untrusted};
-use crate::sessions::check_form;
 use crate::{App, PageError, Reviewer};
 
 fn parse_id(text: &str) -> Result<RequestId, PageError> {
@@ -334,13 +332,7 @@ pub async fn review(
     Path(id): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Result<Response, PageError> {
-    check_form(
-        &headers,
-        &app.origin,
-        &reviewer.session.csrf,
-        form.csrf.as_deref(),
-    )
-    .map_err(forged)?;
+    reviewer.check_form(&app, &headers, form.csrf.as_deref())?;
     let id = parse_id(&id)?;
     let verdict = match form.verdict.as_deref() {
         Some("approve") => Verdict::Approve,

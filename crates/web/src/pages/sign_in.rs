@@ -395,13 +395,7 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<SignOutForm>,
 ) -> Result<Response, PageError> {
-    check_form(
-        &headers,
-        &app.origin,
-        &reviewer.session.csrf,
-        form.csrf.as_deref(),
-    )
-    .map_err(forged)?;
+    reviewer.check_form(&app, &headers, form.csrf.as_deref())?;
     app.sessions.remove(&reviewer.session_id);
     Ok((
         AppendHeaders([(SET_COOKIE, clear_cookie(SESSION_COOKIE, "/", app.secure))]),
