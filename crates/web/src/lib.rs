@@ -26,6 +26,7 @@ use countersign_broker::{ApiError, Broker, Principal};
 use countersign_model::PrincipalKind;
 
 pub use oidc::{OidcError, pkce_challenge};
+pub use pages::principal_for;
 pub use settings::{Settings, SettingsError};
 
 use crate::html::{Nav, Viewer};

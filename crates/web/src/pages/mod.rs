@@ -20,7 +20,7 @@ use countersign_model::action::shell_join;
 use crate::App;
 use crate::html::{escape, untrusted};
 
-pub use sign_in::forged;
+pub use sign_in::{forged, principal_for};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
