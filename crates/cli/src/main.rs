@@ -6,8 +6,8 @@
 mod audit_cmd;
 mod connection;
 mod demo_cmd;
-mod mcp_cmd;
 mod describe;
+mod mcp_cmd;
 mod policy_cmd;
 mod review_cmd;
 mod run_cmd;

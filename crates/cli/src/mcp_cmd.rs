@@ -55,7 +55,11 @@ pub struct McpArgs {
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_interval)]
     pub policy_refresh: Duration,
     /// The MCP server to start (stdio), and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 
@@ -94,7 +98,9 @@ fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                 .with_context(|| {
-                    format!("'{url}' is not an MCP server address (expected http://HOST[:PORT]/PATH)")
+                    format!(
+                        "'{url}' is not an MCP server address (expected http://HOST[:PORT]/PATH)"
+                    )
                 })?;
             Upstream::Http {
                 listen: *listen,
@@ -102,7 +108,9 @@ fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
             }
         }
         (Some(_), Some(_), false) => {
-            bail!("give either --listen/--upstream (streamable HTTP) or a command after -- (stdio), not both")
+            bail!(
+                "give either --listen/--upstream (streamable HTTP) or a command after -- (stdio), not both"
+            )
         }
         (None, None, false) => Upstream::Command(args.command.clone()),
         _ => bail!(

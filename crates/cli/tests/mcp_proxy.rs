@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_peers::{DEADLINE, Driver, Process, everything, everything_over_http, free_port, wait_for_port};
+use mcp_peers::{
+    DEADLINE, Driver, Process, everything, everything_over_http, free_port, wait_for_port,
+};
 use serde_json::{Value, json};
 use support::{BIN, Server, start_server_with_policy, token};
 
@@ -84,7 +86,13 @@ fn show(server: &Server, id: &str) -> Value {
     json_of(&server.run("sam", &["show", id, "--json"]))
 }
 
-fn review(server: &Server, who: &str, verdict: &str, id: &str, comment: &str) -> std::process::Output {
+fn review(
+    server: &Server,
+    who: &str,
+    verdict: &str,
+    id: &str,
+    comment: &str,
+) -> std::process::Output {
     server.run(who, &[verdict, id, "--comment", comment])
 }
 
@@ -102,7 +110,10 @@ fn wait_for_event(server: &Server, id: &str, kind: &str) -> usize {
         if count > 0 {
             return count;
         }
-        assert!(Instant::now() < deadline, "request {id} never got a {kind} event: {shown:#}");
+        assert!(
+            Instant::now() < deadline,
+            "request {id} never got a {kind} event: {shown:#}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -120,7 +131,11 @@ fn wait_for_audit(server: &Server, kind: &str, resource: &str, count: usize) -> 
             .filter(|e| e["type"] == kind && e["data"]["action"]["resource"] == resource)
             .collect();
         if events.len() >= count || Instant::now() >= deadline {
-            assert_eq!(events.len(), count, "{kind} events for {resource}: {events:#?}");
+            assert_eq!(
+                events.len(),
+                count,
+                "{kind} events for {resource}: {events:#?}"
+            );
             return events;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -129,8 +144,18 @@ fn wait_for_audit(server: &Server, kind: &str, resource: &str, count: usize) -> 
 
 /// Everything a client should see through the proxy, whatever the transport.
 fn exercise(server: &Server, client: &mut Driver) {
-    for tool in ["echo", "get-sum", "get-env", "trigger-sampling-request", "get-roots-list"] {
-        assert!(client.tools.iter().any(|t| t == tool), "{tool} is not listed: {:?}", client.tools);
+    for tool in [
+        "echo",
+        "get-sum",
+        "get-env",
+        "trigger-sampling-request",
+        "get-roots-list",
+    ] {
+        assert!(
+            client.tools.iter().any(|t| t == tool),
+            "{tool} is not listed: {:?}",
+            client.tools
+        );
     }
     let mut seen = HashSet::new();
 
@@ -145,13 +170,27 @@ fn exercise(server: &Server, client: &mut Driver) {
     let answer = client.outcome("denied");
     assert_eq!(answer["is_error"], true, "{answer}");
     let text = answer["text"].as_str().unwrap();
-    assert!(text.contains("Countersign denied this call to `get-env`"), "{text}");
-    assert!(text.contains("rule no-env") && text.contains("Environment variables hold secrets"), "{text}");
+    assert!(
+        text.contains("Countersign denied this call to `get-env`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule no-env") && text.contains("Environment variables hold secrets"),
+        "{text}"
+    );
 
     // Gated: held (with progress) while an allowed call goes through meanwhile.
     client.call("gated", "get-sum", json!({"a": 2, "b": 3}));
-    let progress = client.expect("progress on the held call", |e| e["tag"] == "gated" && e["event"] == "progress");
-    assert!(progress["message"].as_str().unwrap().contains("holding this call"), "{progress}");
+    let progress = client.expect("progress on the held call", |e| {
+        e["tag"] == "gated" && e["event"] == "progress"
+    });
+    assert!(
+        progress["message"]
+            .as_str()
+            .unwrap()
+            .contains("holding this call"),
+        "{progress}"
+    );
     let id = next_pending(server, &mut seen);
     client.call("meanwhile", "echo", json!({"message": "still here"}));
     assert_eq!(client.outcome("meanwhile")["text"], "Echo: still here");
@@ -159,42 +198,81 @@ fn exercise(server: &Server, client: &mut Driver) {
     // Nobody in the chain approves: the agent's review and alice's are refused.
     let by_agent = review(server, "deploy-bot", "approve", &id, "me");
     assert!(!by_agent.status.success());
-    assert!(String::from_utf8_lossy(&by_agent.stderr).contains("agent"), "{by_agent:?}");
+    assert!(
+        String::from_utf8_lossy(&by_agent.stderr).contains("agent"),
+        "{by_agent:?}"
+    );
     let by_alice = review(server, "alice", "approve", &id, "mine");
     assert!(!by_alice.status.success());
-    assert!(review(server, "dana", "approve", &id, "ok").status.success());
+    assert!(
+        review(server, "dana", "approve", &id, "ok")
+            .status
+            .success()
+    );
     assert_eq!(show(server, &id)["request"]["state"], "pending");
-    assert!(!client.answered("gated"), "the call ran before the second approval");
+    assert!(
+        !client.answered("gated"),
+        "the call ran before the second approval"
+    );
     assert!(review(server, "sam", "approve", &id, "ok").status.success());
     let answer = client.outcome("gated");
     assert_eq!(answer["is_error"], false, "{answer}");
     assert_eq!(answer["text"], "The sum of 2 and 3 is 5.");
-    assert_eq!(wait_for_event(server, &id, "grant.consumed"), 1, "the grant is used exactly once");
+    assert_eq!(
+        wait_for_event(server, &id, "grant.consumed"),
+        1,
+        "the grant is used exactly once"
+    );
     let outcome = wait_for_event(server, &id, "action.outcome");
     assert_eq!(outcome, 1);
 
     // A reviewer's denial reaches the model as text.
     client.call("refused", "get-sum", json!({"a": 1, "b": 1}));
     let id = next_pending(server, &mut seen);
-    assert!(review(server, "dana", "deny", &id, "not during the freeze").status.success());
+    assert!(
+        review(server, "dana", "deny", &id, "not during the freeze")
+            .status
+            .success()
+    );
     let answer = client.outcome("refused");
     assert_eq!(answer["is_error"], true);
     let text = answer["text"].as_str().unwrap();
-    assert!(text.contains("denied by dana: not during the freeze"), "{text}");
+    assert!(
+        text.contains("denied by dana: not during the freeze"),
+        "{text}"
+    );
 
     // The server's own requests to the client still work through the proxy.
-    client.call("sampling", "trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
+    client.call(
+        "sampling",
+        "trigger-sampling-request",
+        json!({"prompt": "hi", "maxTokens": 5}),
+    );
     let answer = client.outcome("sampling");
-    assert!(answer["text"].as_str().unwrap().contains("sampled by the test client"), "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("sampled by the test client"),
+        "{answer}"
+    );
     client.call("roots", "get-roots-list", json!({}));
     let answer = client.outcome("roots");
-    assert!(answer["text"].as_str().unwrap().contains("countersign-test-root"), "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("countersign-test-root"),
+        "{answer}"
+    );
 
     // notifications/cancelled withdraws a held call's request; it never runs.
     client.call("cancelled", "get-sum", json!({"a": 4, "b": 4}));
     let id = next_pending(server, &mut seen);
     client.send(json!({"op": "cancel", "tag": "cancelled"}));
-    client.expect("the call to be cancelled", |e| e["tag"] == "cancelled" && e["event"] == "cancelled");
+    client.expect("the call to be cancelled", |e| {
+        e["tag"] == "cancelled" && e["event"] == "cancelled"
+    });
     let deadline = Instant::now() + DEADLINE;
     while show(server, &id)["request"]["state"] != "cancelled" {
         assert!(Instant::now() < deadline, "request {id} was not cancelled");
@@ -204,10 +282,16 @@ fn exercise(server: &Server, client: &mut Driver) {
 
     // Allowed and denied calls reach the audit log, each once.
     let allowed = wait_for_audit(server, "action.allowed", "mcp:everything/echo", 2);
-    let ids: HashSet<&str> = allowed.iter().map(|e| e["data"]["event_id"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = allowed
+        .iter()
+        .map(|e| e["data"]["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(allowed[0]["principal"], "deploy-bot");
-    assert_eq!(allowed[0]["data"]["action"]["details"], json!({"message": "hello"}));
+    assert_eq!(
+        allowed[0]["data"]["action"]["details"],
+        json!({"message": "hello"})
+    );
     wait_for_audit(server, "action.denied", "mcp:everything/get-env", 1);
 }
 
@@ -222,7 +306,14 @@ fn over_stdio_every_tool_call_is_checked() {
     let everything = everything();
     // No --name: `mcp-server-everything` is named `everything`.
     let mut client = Driver::start(
-        &["stdio", BIN, "mcp", "--", everything.to_str().unwrap(), "stdio"],
+        &[
+            "stdio",
+            BIN,
+            "mcp",
+            "--",
+            everything.to_str().unwrap(),
+            "stdio",
+        ],
         &agent_env(&server, &agent, &spool),
     );
     exercise(&server, &mut client);
@@ -233,7 +324,15 @@ fn over_stdio_every_tool_call_is_checked() {
 fn http_proxy(server: &Server, upstream: &str, spool: &str) -> (Process, String) {
     let port = free_port();
     let child = Command::new(BIN)
-        .args(["mcp", "--name", "everything", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+        .args([
+            "mcp",
+            "--name",
+            "everything",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
         .env("COUNTERSIGN_SERVER", &server.url)
         .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
         .env("COUNTERSIGN_SPOOL", spool)
@@ -269,5 +368,8 @@ fn without_the_policy_the_proxy_does_not_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach the Countersign broker"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Countersign broker"),
+        "{stderr}"
+    );
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use countersign_client::{
-    ActionRequest, ClientError, EvaluateResponse, OutcomeStatus, ReportedEvent,
-    ReportedEventType, RequestState, RequestView,
+    ActionRequest, ClientError, EvaluateResponse, OutcomeStatus, ReportedEvent, ReportedEventType,
+    RequestState, RequestView,
 };
 use countersign_model::{Digest, RequestId};
 use serde_json::json;
@@ -146,7 +146,10 @@ impl Hold<'_> {
                     backoff = Duration::from_millis(500);
                     view = next;
                     if view.state.is_pending() {
-                        progress(&format!("Countersign is still holding this call: {}", view.summary));
+                        progress(&format!(
+                            "Countersign is still holding this call: {}",
+                            view.summary
+                        ));
                     }
                 }
                 Err(e) if e.is_unavailable() => {
@@ -239,7 +242,9 @@ impl Hold<'_> {
                  request {})",
                 consumed.request
             )),
-            Err(e) => self.refused(&format!("the approval of request {id} could not be used: {e}")),
+            Err(e) => self.refused(&format!(
+                "the approval of request {id} could not be used: {e}"
+            )),
         }
     }
 

@@ -38,7 +38,9 @@ pub enum StartError {
          without it, so the proxy does not start"
     )]
     Policy(countersign_client::ClientError),
-    #[error("the broker's policy cannot be compiled here ({0}); is this proxy older than the broker?")]
+    #[error(
+        "the broker's policy cannot be compiled here ({0}); is this proxy older than the broker?"
+    )]
     Compile(String),
 }
 
@@ -98,6 +100,26 @@ impl Gate {
             })),
             refresh: Notify::new(),
         })
+    }
+
+    /// A gate with a policy in hand, for tools and tests: nothing is asked of the broker until a
+    /// call needs approval or the spool is shipped.
+    pub fn offline(
+        config: GateConfig,
+        principal: Chain,
+        policy: Policy,
+        client: Client,
+        spool: Arc<Spool>,
+    ) -> Gate {
+        let hash = policy.hash();
+        Gate {
+            config,
+            principal,
+            client,
+            spool,
+            local: RwLock::new(Arc::new(Local { policy, hash })),
+            refresh: Notify::new(),
+        }
     }
 
     pub fn client(&self) -> &Client {

@@ -64,7 +64,9 @@ pub async fn serve(
     upstream: Url,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let loopback_only = listener.local_addr().is_ok_and(|a: SocketAddr| a.ip().is_loopback());
+    let loopback_only = listener
+        .local_addr()
+        .is_ok_and(|a: SocketAddr| a.ip().is_loopback());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
@@ -94,7 +96,12 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            );
+        }
     };
     let is_endpoint = parts.uri.path() == proxy.upstream.path();
     if is_endpoint && parts.method == Method::POST {
@@ -112,14 +119,12 @@ impl Proxy {
     async fn post(self: &Arc<Self>, headers: &HeaderMap, body: Bytes) -> Response {
         match message::classify(&body) {
             Inbound::Pass => self.forward_post(headers, body).await,
-            Inbound::Cancelled(id) => {
-                match self.held.withdraw(&session_key(headers, &id), &body) {
-                    Withdrawal::NotHeld => self.forward_post(headers, body).await,
-                    Withdrawal::Withdrawn | Withdrawal::Deferred => {
-                        StatusCode::ACCEPTED.into_response()
-                    }
+            Inbound::Cancelled(id) => match self.held.withdraw(&session_key(headers, &id), &body) {
+                Withdrawal::NotHeld => self.forward_post(headers, body).await,
+                Withdrawal::Withdrawn | Withdrawal::Deferred => {
+                    StatusCode::ACCEPTED.into_response()
                 }
-            }
+            },
             Inbound::ToolCall(call) => {
                 if let Some(refusal) = name_header_mismatch(headers, &call) {
                     return json(StatusCode::BAD_REQUEST, message::error_response(&refusal));
@@ -192,8 +197,18 @@ impl Proxy {
     }
 
     /// Sends a request upstream and relays the answer as it comes.
-    async fn forward(&self, method: Method, url: Url, headers: &HeaderMap, body: Bytes) -> Response {
-        match self.upstream_request(method, url, headers, body).send().await {
+    async fn forward(
+        &self,
+        method: Method,
+        url: Url,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        match self
+            .upstream_request(method, url, headers, body)
+            .send()
+            .await
+        {
             Ok(answer) => relay(answer).await,
             Err(e) => self.unreachable(&e),
         }
@@ -246,7 +261,9 @@ impl Proxy {
         tokio::spawn(held.run(withdrawn, last));
         if streams {
             let stream = futures_util::stream::poll_fn(move |cx| {
-                receiver.poll_recv(cx).map(|item| item.map(Ok::<_, std::io::Error>))
+                receiver
+                    .poll_recv(cx)
+                    .map(|item| item.map(Ok::<_, std::io::Error>))
             });
             return Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream")
@@ -282,14 +299,22 @@ impl HeldCall {
     async fn run(self, withdrawn: oneshot::Receiver<()>, last: oneshot::Sender<Bytes>) {
         // A client that drops the stream withdraws the call.
         let watcher = {
-            let (events, proxy, key) = (self.events.clone(), Arc::clone(&self.proxy), self.key.clone());
+            let (events, proxy, key) = (
+                self.events.clone(),
+                Arc::clone(&self.proxy),
+                self.key.clone(),
+            );
             tokio::spawn(async move {
                 events.closed().await;
                 proxy.held.withdraw(&key, b"");
             })
         };
         let mut sent = 0u64;
-        let (events, token, streams) = (self.events.clone(), self.call.progress_token.clone(), self.streams);
+        let (events, token, streams) = (
+            self.events.clone(),
+            self.call.progress_token.clone(),
+            self.streams,
+        );
         let mut progress = move |text: &str| {
             let event = match &token {
                 Some(token) => {
@@ -316,7 +341,12 @@ impl HeldCall {
                 if let Some(cancel) = self.proxy.held.release(&self.key).filter(|c| !c.is_empty()) {
                     let _ = self
                         .proxy
-                        .upstream_request(Method::POST, self.proxy.upstream.clone(), &self.headers, Bytes::from(cancel))
+                        .upstream_request(
+                            Method::POST,
+                            self.proxy.upstream.clone(),
+                            &self.headers,
+                            Bytes::from(cancel),
+                        )
                         .send()
                         .await;
                 }
@@ -334,7 +364,10 @@ impl HeldCall {
         watcher.abort();
         if let Some(answer) = answer {
             if self.streams {
-                let _ = self.events.send(Bytes::from(sse::message_event(&answer))).await;
+                let _ = self
+                    .events
+                    .send(Bytes::from(sse::message_event(&answer)))
+                    .await;
             } else {
                 let _ = last.send(Bytes::from(answer));
             }
@@ -346,7 +379,12 @@ impl HeldCall {
     async fn forward(&self, request: Option<RequestId>) -> Option<Vec<u8>> {
         let proxy = &self.proxy;
         let sent = proxy
-            .upstream_request(Method::POST, proxy.upstream.clone(), &self.headers, self.body.clone())
+            .upstream_request(
+                Method::POST,
+                proxy.upstream.clone(),
+                &self.headers,
+                self.body.clone(),
+            )
             .send()
             .await;
         let mut answer = match sent {
@@ -356,7 +394,14 @@ impl HeldCall {
                     "Countersign approved this call but cannot reach the MCP server at {}: {e}",
                     proxy.upstream
                 );
-                self.outcome(request, &Answer::Error { code: 0, message: text.clone() }).await;
+                self.outcome(
+                    request,
+                    &Answer::Error {
+                        code: 0,
+                        message: text.clone(),
+                    },
+                )
+                .await;
                 return Some(message::tool_error(&self.call.id, &text));
             }
         };
@@ -368,9 +413,14 @@ impl HeldCall {
         if !is_sse {
             let status = answer.status();
             let bytes = answer.bytes().await.unwrap_or_default();
-            let found = message::answers(&bytes).into_iter().find(|(id, _)| *id == self.call.id);
+            let found = message::answers(&bytes)
+                .into_iter()
+                .find(|(id, _)| *id == self.call.id);
             let outcome = found.map_or_else(
-                || Answer::Error { code: 0, message: format!("the MCP server answered HTTP {status}") },
+                || Answer::Error {
+                    code: 0,
+                    message: format!("the MCP server answered HTTP {status}"),
+                },
                 |(_, answer)| answer,
             );
             self.outcome(request, &outcome).await;
@@ -378,7 +428,9 @@ impl HeldCall {
                 let refusal = Refusal {
                     id: Some(self.call.id.clone()),
                     code: -32603,
-                    message: format!("the MCP server answered HTTP {status} without a JSON-RPC answer"),
+                    message: format!(
+                        "the MCP server answered HTTP {status} without a JSON-RPC answer"
+                    ),
                 };
                 return Some(message::error_response(&refusal));
             }
@@ -405,7 +457,10 @@ impl HeldCall {
             }
         }
         if !recorded {
-            let lost = Answer::Error { code: 0, message: "the server's stream ended before its answer".into() };
+            let lost = Answer::Error {
+                code: 0,
+                message: "the server's stream ended before its answer".into(),
+            };
             self.outcome(request, &lost).await;
         }
         None
@@ -444,7 +499,12 @@ async fn relay(answer: reqwest::Response) -> Response {
     } else {
         match answer.bytes().await {
             Ok(bytes) => Body::from(bytes),
-            Err(e) => return plain(StatusCode::BAD_GATEWAY, &format!("the MCP server's answer broke off: {e}")),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the MCP server's answer broke off: {e}"),
+                );
+            }
         }
     };
     response
@@ -465,12 +525,17 @@ fn session_key(headers: &HeaderMap, id: &RpcId) -> String {
 /// a server routing by the header cannot run a tool other than the one checked.
 fn name_header_mismatch(headers: &HeaderMap, call: &ToolCall) -> Option<Refusal> {
     let value = headers.get("mcp-name")?.to_str().ok();
-    let named = value.and_then(|v| match v.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) {
-        Some(encoded) => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok()),
-        None => Some(v.to_owned()),
+    let named = value.and_then(|v| {
+        match v
+            .strip_prefix("=?base64?")
+            .and_then(|v| v.strip_suffix("?="))
+        {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok()),
+            None => Some(v.to_owned()),
+        }
     });
     (named.as_deref() != Some(call.name.as_str())).then(|| Refusal {
         id: Some(call.id.clone()),
@@ -499,9 +564,10 @@ fn origin_is_local(headers: &HeaderMap) -> bool {
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

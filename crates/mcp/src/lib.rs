@@ -15,8 +15,8 @@ pub mod held;
 pub mod http;
 pub mod message;
 pub mod naming;
-pub mod sse;
 pub mod spool;
+pub mod sse;
 pub mod stdio;
 
 use std::sync::Arc;

@@ -217,7 +217,12 @@ fn tool_call(id: Option<RpcId>, params: Option<&RawValue>) -> Inbound {
     let progress_token = params
         .meta
         .and_then(|meta| meta.progress_token)
-        .filter(|token| matches!(token.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')))
+        .filter(|token| {
+            matches!(
+                token.get().as_bytes().first(),
+                Some(b'"' | b'-' | b'0'..=b'9')
+            )
+        })
         .map(ToOwned::to_owned);
     Inbound::ToolCall(ToolCall {
         id,
@@ -293,7 +298,9 @@ pub fn answers(bytes: &[u8]) -> Vec<(RpcId, Answer)> {
     let text = bytes.trim_ascii();
     let items: Vec<&RawValue> = match text.first() {
         Some(b'[') => serde_json::from_slice(text).unwrap_or_default(),
-        _ => serde_json::from_slice::<&RawValue>(text).into_iter().collect(),
+        _ => serde_json::from_slice::<&RawValue>(text)
+            .into_iter()
+            .collect(),
     };
     items
         .into_iter()

@@ -299,7 +299,8 @@ impl<S: Sink> Shipper<S> {
         }
         let mut total = Shipped::default();
         loop {
-            let (sent, offset) = ship_batch(&self.sink, &self.spool.dir, &path, self.shipped).await?;
+            let (sent, offset) =
+                ship_batch(&self.sink, &self.spool.dir, &path, self.shipped).await?;
             self.shipped = offset;
             total.events += sent.events;
             total.rejected += sent.rejected;
@@ -329,7 +330,9 @@ impl<S: Sink> Shipper<S> {
         names.sort();
         let mut total = Shipped::default();
         for path in names {
-            let Ok(file) = File::open(&path) else { continue };
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
             if file.try_lock().is_err() {
                 continue; // a running proxy's, or this process's own older segment
             }
@@ -437,7 +440,12 @@ async fn ship_batch<S: Sink>(
     let read = tokio::task::spawn_blocking(move || read_batch(&owned, from)).await;
     let (lines, to) = match read {
         Ok(Ok(batch)) => batch,
-        Ok(Err(e)) => return Err(SinkError::Retry(format!("cannot read {}: {e}", path.display()))),
+        Ok(Err(e)) => {
+            return Err(SinkError::Retry(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
         Err(e) => return Err(SinkError::Retry(e.to_string())),
     };
     if lines.is_empty() {
@@ -473,16 +481,22 @@ async fn ship_batch<S: Sink>(
         keep_rejected(dir, &unreadable).map_err(|e| SinkError::Retry(e.to_string()))?;
     }
     write_cursor(path, to).map_err(|e| {
-        SinkError::Retry(format!("cannot record what was shipped of {}: {e}", path.display()))
+        SinkError::Retry(format!(
+            "cannot record what was shipped of {}: {e}",
+            path.display()
+        ))
     })?;
     Ok((shipped, to))
 }
 
 /// Cursor files whose segment is gone (deleted by a proxy that stopped before the cursor).
 fn remove_stray_cursors(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
-        if path.extension().is_some_and(|ext| ext == "cursor") && !path.with_extension("").exists() {
+        if path.extension().is_some_and(|ext| ext == "cursor") && !path.with_extension("").exists()
+        {
             let _ = fs::remove_file(path);
         }
     }

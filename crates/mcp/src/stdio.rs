@@ -54,7 +54,9 @@ pub struct Relay {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("gate", &self.gate).finish_non_exhaustive()
+        f.debug_struct("Relay")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +123,10 @@ impl Relay {
         }
         self.held.withdraw_all();
         // Closing the server's input tells it to exit.
-        self.to_server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.to_server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         Ended::ClientClosed
     }
 
@@ -354,7 +359,10 @@ pub async fn run(gate: Arc<Gate>, command: &[String]) -> Result<ExitStatus, Stdi
         }
     };
     for (name, side) in [
-        ("mcp-from-client", Box::new(client_side) as Box<dyn FnOnce() + Send>),
+        (
+            "mcp-from-client",
+            Box::new(client_side) as Box<dyn FnOnce() + Send>,
+        ),
         ("mcp-from-server", Box::new(server_side)),
     ] {
         if let Err(source) = std::thread::Builder::new().name(name.into()).spawn(side) {

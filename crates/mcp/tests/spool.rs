@@ -1,0 +1,203 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+//! The audit spool: events survive the broker being down and the proxy stopping, and each is
+//! shipped once, in order.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use countersign_client::{ReportedEvent, ReportedEventType};
+use countersign_mcp::spool::{Shipped, Shipper, Sink, SinkError, Spool};
+use serde_json::json;
+
+/// A broker stand-in that can be down, and remembers what it took.
+#[derive(Clone, Default)]
+struct Broker {
+    down: Arc<AtomicBool>,
+    taken: Arc<Mutex<Vec<ReportedEvent>>>,
+}
+
+impl Sink for Broker {
+    async fn send(&self, events: &[ReportedEvent]) -> Result<(), SinkError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SinkError::Retry("connection refused".into()));
+        }
+        if events.iter().any(|e| e.explanation == "malformed") {
+            return Err(SinkError::Reject("bad event".into()));
+        }
+        self.taken.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+impl Broker {
+    fn explanations(&self) -> Vec<String> {
+        self.taken
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.explanation.clone())
+            .collect()
+    }
+}
+
+fn event(n: &str) -> ReportedEvent {
+    ReportedEvent {
+        kind: ReportedEventType::ActionAllowed,
+        request_id: None,
+        data: json!({"n": n}),
+        explanation: n.to_owned(),
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("countersign-spool-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn while_the_broker_is_down_events_wait_and_then_go_once_in_order() {
+    let dir = temp_dir("down-up");
+    let spool = Arc::new(Spool::open(&dir).unwrap());
+    let broker = Broker::default();
+    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+    broker.down.store(true, Ordering::SeqCst);
+    for n in ["a", "b", "c"] {
+        spool.append(event(n)).unwrap();
+    }
+    assert!(matches!(
+        shipper.ship_once().await,
+        Err(SinkError::Retry(_))
+    ));
+    assert!(broker.explanations().is_empty());
+
+    broker.down.store(false, Ordering::SeqCst);
+    spool.append(event("d")).unwrap();
+    assert_eq!(
+        shipper.ship_once().await.unwrap(),
+        Shipped {
+            events: 4,
+            rejected: 0
+        }
+    );
+    assert_eq!(broker.explanations(), ["a", "b", "c", "d"]);
+    assert_eq!(
+        shipper.ship_once().await.unwrap(),
+        Shipped::default(),
+        "nothing twice"
+    );
+
+    let ids: Vec<String> = broker
+        .taken
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.data["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 4, "every event has its own id: {ids:?}");
+    shipper.finish().await.unwrap();
+    assert_eq!(
+        segments(&dir),
+        0,
+        "a clean exit with everything shipped leaves nothing behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_stopped_proxys_events_are_shipped_by_the_next_one() {
+    let dir = temp_dir("restart");
+    let broker = Broker::default();
+    {
+        // The first proxy ships one event, spools two more, and dies before shipping them.
+        let spool = Arc::new(Spool::open(&dir).unwrap());
+        let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+        spool.append(event("1")).unwrap();
+        shipper.ship_own().await.unwrap();
+        broker.down.store(true, Ordering::SeqCst);
+        spool.append(event("2")).unwrap();
+        spool.append(event("3")).unwrap();
+        assert!(shipper.ship_own().await.is_err());
+    }
+    // A half-written last line (a crash mid-write) is left out, not shipped garbled.
+    let segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap()
+        .write_all(b"{\"type\":\"action.all")
+        .unwrap();
+
+    broker.down.store(false, Ordering::SeqCst);
+    let spool = Arc::new(Spool::open(&dir).unwrap());
+    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+    spool.append(event("4")).unwrap();
+    assert_eq!(shipper.ship_once().await.unwrap().events, 3);
+    assert_eq!(broker.explanations(), ["1", "4", "2", "3"]);
+    assert!(
+        !segment.exists(),
+        "the adopted segment is deleted once shipped"
+    );
+    assert_eq!(shipper.ship_once().await.unwrap(), Shipped::default());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_running_proxys_segment_is_not_adopted() {
+    let dir = temp_dir("live");
+    let broker = Broker::default();
+    let first = Arc::new(Spool::open(&dir).unwrap());
+    first.append(event("mine")).unwrap();
+    let second = Arc::new(Spool::open(&dir).unwrap());
+    let mut shipper = Shipper::new(second, broker.clone());
+    assert_eq!(shipper.ship_once().await.unwrap(), Shipped::default());
+    assert!(broker.explanations().is_empty());
+    drop(first);
+    assert_eq!(shipper.ship_once().await.unwrap().events, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_event_the_broker_refuses_is_kept_aside_and_the_rest_go_on() {
+    let dir = temp_dir("reject");
+    let spool = Arc::new(Spool::open(&dir).unwrap());
+    let broker = Broker::default();
+    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+    for n in ["ok-1", "malformed", "ok-2"] {
+        spool.append(event(n)).unwrap();
+    }
+    assert_eq!(
+        shipper.ship_once().await.unwrap(),
+        Shipped {
+            events: 2,
+            rejected: 1
+        }
+    );
+    assert_eq!(broker.explanations(), ["ok-1", "ok-2"]);
+    let rejected = std::fs::read_to_string(dir.join("rejected.jsonl")).unwrap();
+    assert!(
+        rejected.contains("\"explanation\":\"malformed\""),
+        "{rejected}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
