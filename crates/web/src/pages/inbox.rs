@@ -127,22 +127,29 @@ pub async fn fragment(
 }
 
 /// Server-sent events: one `change` event per durable change to any request (its id and what
-/// happened), and `resync` when this stream fell behind and changes were missed.
+/// happened), and `resync` when this stream fell behind and changes were missed. The stream ends
+/// at the first change after the session does (signed out or expired).
 pub async fn events(
     State(app): State<Arc<App>>,
-    _reviewer: Reviewer,
+    reviewer: Reviewer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = app.broker.subscribe();
-    let stream = futures_util::stream::unfold(changes, |mut changes| async move {
-        let event = match changes.recv().await {
-            Ok(change) => Event::default().event("change").data(format!(
-                "{{\"id\":\"{}\",\"kind\":\"{}\"}}",
-                change.id, change.kind
-            )),
-            Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(event), changes))
+    let session = reviewer.session_id;
+    let stream = futures_util::stream::unfold(changes, move |mut changes| {
+        let app = Arc::clone(&app);
+        let session = session.clone();
+        async move {
+            let event = match changes.recv().await {
+                Ok(change) => Event::default().event("change").data(format!(
+                    "{{\"id\":\"{}\",\"kind\":\"{}\"}}",
+                    change.id, change.kind
+                )),
+                Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+                Err(RecvError::Closed) => return None,
+            };
+            app.sessions.get(&session)?;
+            Some((Ok(event), changes))
+        }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
