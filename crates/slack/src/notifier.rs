@@ -79,8 +79,8 @@ impl Notifier {
         let store = self.broker.store();
         let filter = RequestFilter {
             state: Some("pending".into()),
-            requester: None,
             limit: 500,
+            ..Default::default()
         };
         match store.list_requests(&filter).await {
             Ok(pending) => pending.iter().for_each(|r| self.touch(r.id)),

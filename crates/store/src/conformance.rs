@@ -288,6 +288,24 @@ async fn listing_filters_and_orders<S: Store>(store: S) {
         .unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].id, RequestId::from_random([12; 16]));
+    let between = store
+        .list_requests(&RequestFilter {
+            created_from: Some(at(10)),
+            created_before: Some(at(20)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(between.iter().map(|r| r.id).collect::<Vec<_>>(), [r11]);
+    let rule = all[0].decision.rules[0].clone();
+    let by_rule = |rule: &str| RequestFilter {
+        rule: Some(rule.to_owned()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_requests(&by_rule(&rule)).await.unwrap().len(), 3);
+    assert!(store.list_requests(&by_rule("no-such-rule")).await.unwrap().is_empty());
 }
 
 async fn deadlines<S: Store>(store: S) {

@@ -95,6 +95,12 @@ pub struct RequestFilter {
     pub state: Option<String>,
     /// Only requests whose requester is this principal.
     pub requester: Option<String>,
+    /// Only requests this rule decided (one of the decision's rules).
+    pub rule: Option<String>,
+    /// Only requests made at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only requests made before this time.
+    pub created_before: Option<Timestamp>,
     pub limit: u32,
 }
 

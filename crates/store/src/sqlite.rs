@@ -301,11 +301,16 @@ impl Store for SqliteStore {
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
         let bodies: Vec<String> = sqlx::query_scalar(
             "SELECT body FROM requests WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR requester = ?2) \
+             AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5) \
+             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(body, '$.decision.rules') WHERE value = ?6)) \
              ORDER BY created_at DESC, id DESC LIMIT ?3",
         )
         .bind(filter.state.as_deref())
         .bind(filter.requester.as_deref())
         .bind(i64::from(filter.limit.max(1)))
+        .bind(filter.created_from.map(millis))
+        .bind(filter.created_before.map(millis))
+        .bind(filter.rule.as_deref())
         .fetch_all(&self.readers)
         .await?;
         decode_all(&bodies)

@@ -146,6 +146,7 @@ pub async fn list(
         state: query.state,
         requester: (!caller.is_human()).then(|| caller.0.id.clone()),
         limit: query.limit.unwrap_or(50).clamp(1, 500),
+        ..Default::default()
     };
     let requests = state.store.list_requests(&filter).await?;
     let views: Vec<RequestView> = requests.iter().map(|r| view(r, None)).collect();

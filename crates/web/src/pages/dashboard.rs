@@ -63,13 +63,11 @@ pub async fn page(
         .broker
         .store()
         .list_requests(&RequestFilter {
+            created_from: Some(since),
             limit: READ,
             ..Default::default()
         })
-        .await?
-        .into_iter()
-        .filter(|r| r.created_at >= since)
-        .collect();
+        .await?;
     let labels: Vec<String> = (0..DAYS)
         .map(|d| {
             Timestamp::from_unix_millis((first_day + d) * DAY_MS).to_string()[5..10].to_owned()

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Html;
-use countersign_approval::Request;
 use countersign_model::{PrincipalKind, Timestamp};
 use countersign_store::RequestFilter;
 use serde::Deserialize;
@@ -14,10 +13,8 @@ use super::action_title;
 use crate::html::{Nav, escape, notice, page as layout, state_badge, time};
 use crate::{App, PageError, Reviewer};
 
-/// History looks through this many of the newest requests that match the state and agent.
-const SEARCHED: u32 = 2000;
-/// And shows at most this many.
-const SHOWN: usize = 200;
+/// History shows at most this many of the newest requests that match.
+const SHOWN: u32 = 200;
 const STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "cancelled"];
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,22 +75,18 @@ pub async fn page(
     };
     let from = bound(&filters.from, "From", 0);
     let to = bound(&filters.to, "To", 1);
-    let requests = app
+    let matching = app
         .broker
         .store()
         .list_requests(&RequestFilter {
             state: state.map(str::to_owned),
             requester: agent.map(str::to_owned),
-            limit: SEARCHED,
+            rule: rule.map(str::to_owned),
+            created_from: from,
+            created_before: to,
+            limit: SHOWN,
         })
         .await?;
-    let matching: Vec<&Request> = requests
-        .iter()
-        .filter(|r| rule.is_none_or(|rule| r.decision.rules.iter().any(|x| x == rule)))
-        .filter(|r| from.is_none_or(|f| r.created_at >= f))
-        .filter(|r| to.is_none_or(|t| r.created_at < t))
-        .take(SHOWN)
-        .collect();
 
     let agents: Vec<String> = app
         .broker
@@ -138,13 +131,13 @@ pub async fn page(
              <th scope=\"col\">Action</th><th scope=\"col\">Rule</th><th scope=\"col\">State</th><th scope=\"col\">Reviews</th></tr></thead><tbody>",
             matching.len(),
             if matching.len() == 1 { "" } else { "s" },
-            if matching.len() == SHOWN {
+            if matching.len() == SHOWN as usize {
                 ", the first 200"
             } else {
                 ""
             }
         );
-        for r in matching {
+        for r in &matching {
             let reviews: Vec<String> = r
                 .reviews
                 .iter()
