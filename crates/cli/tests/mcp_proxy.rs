@@ -373,3 +373,48 @@ fn without_the_policy_the_proxy_does_not_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn while_the_broker_is_down_allowed_calls_go_on_and_their_events_follow_later() {
+    let mut server = start_server_with_policy("mcp-outage", POLICY);
+    let (agent, spool) = (token("deploy-bot"), spool_dir(&server));
+    let everything = everything();
+    let mut client = Driver::start(
+        &[
+            "stdio",
+            BIN,
+            "mcp",
+            "--",
+            everything.to_str().unwrap(),
+            "stdio",
+        ],
+        &agent_env(&server, &agent, &spool),
+    );
+    client.call("before", "echo", json!({"message": "one"}));
+    assert_eq!(client.outcome("before")["text"], "Echo: one");
+    wait_for_audit(&server, "action.allowed", "mcp:everything/echo", 1);
+
+    server.stop();
+    for n in ["two", "three"] {
+        client.call(n, "echo", json!({"message": n}));
+        assert_eq!(client.outcome(n)["text"], format!("Echo: {n}"));
+    }
+    // A call that needs the broker fails closed, in words.
+    client.call("gated", "get-sum", json!({"a": 1, "b": 2}));
+    let answer = client.outcome("gated");
+    assert_eq!(answer["is_error"], true);
+    let text = answer["text"].as_str().unwrap();
+    assert!(
+        text.contains("could not be asked for approval") && text.contains("fails closed"),
+        "{text}"
+    );
+
+    server.start_again();
+    let events = wait_for_audit(&server, "action.allowed", "mcp:everything/echo", 3);
+    let messages: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["data"]["action"]["details"]["message"])
+        .collect();
+    assert_eq!(messages, [&json!("one"), &json!("two"), &json!("three")]);
+    client.quit();
+}

@@ -81,6 +81,10 @@ pub async fn serve(
         loopback_only,
     });
     let app = axum::Router::new().fallback(handle).with_state(proxy);
+    // Small JSON-RPC answers must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
