@@ -418,3 +418,129 @@ fn while_the_broker_is_down_allowed_calls_go_on_and_their_events_follow_later() 
     assert_eq!(messages, [&json!("one"), &json!("two"), &json!("three")]);
     client.quit();
 }
+
+/// One HTTP/1.1 exchange by hand: returns the status, the headers (lower-case names) and, unless
+/// the answer is an event stream (left open), the body.
+fn http(
+    port: u16,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut request = format!(
+        "{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut answer_headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let Some((name, value)) = line.trim_end().split_once(": ") else {
+            break;
+        };
+        answer_headers.push((name.to_ascii_lowercase(), value.to_owned()));
+    }
+    let streaming = answer_headers
+        .iter()
+        .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream"));
+    let mut body = String::new();
+    if !streaming {
+        let _ = reader.read_to_string(&mut body);
+    }
+    (status, answer_headers, body)
+}
+
+#[test]
+fn over_http_sessions_streams_and_headers_pass_through() {
+    let server = start_server_with_policy("mcp-http-headers", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let port: u16 = url
+        .trim_end_matches("/mcp")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let accept = ("Accept", "application/json, text/event-stream");
+    let json_body = ("Content-Type", "application/json");
+    let (status, headers, _) = http(
+        port,
+        "POST",
+        &[accept, json_body],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+    );
+    assert_eq!(status, 200);
+    let session = headers
+        .iter()
+        .find(|(n, _)| n == "mcp-session-id")
+        .expect("the session id comes back")
+        .1
+        .clone();
+    let with_session = [
+        accept,
+        json_body,
+        ("Mcp-Session-Id", session.as_str()),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &with_session,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    // The server's GET stream, resumed from an event id: relayed as an open event stream.
+    let mut get = with_session.to_vec();
+    get.push(("Last-Event-ID", "no-such-event"));
+    let (status, headers, _) = http(port, "GET", &get, "");
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream")),
+        "{headers:?}"
+    );
+    // A denied call is answered by Countersign in the session; DELETE ends the session upstream.
+    let (status, _, body) = http(
+        port,
+        "POST",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("Countersign denied this call"), "{body}");
+    let (status, _, _) = http(port, "DELETE", &with_session, "");
+    assert_eq!(status, 200);
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    );
+    assert!(
+        status == 400 || status == 404,
+        "a deleted session is gone upstream: {status}"
+    );
+    // A web page of another site cannot use the proxy.
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &[accept, json_body, ("Origin", "https://evil.example")],
+        "{}",
+    );
+    assert_eq!(status, 403);
+}
