@@ -299,13 +299,12 @@ fn spool_dir(server: &Server) -> String {
     server.dir.join("spool").to_string_lossy().into_owned()
 }
 
-#[test]
-fn over_stdio_every_tool_call_is_checked() {
-    let server = start_server_with_policy("mcp-stdio", POLICY);
-    let (agent, spool) = (token("deploy-bot"), spool_dir(&server));
+/// The client with `countersign mcp` (stdio) in front of server-everything, as deploy-bot. No
+/// --name: `mcp-server-everything` is named `everything`.
+fn stdio_client(server: &Server) -> Driver {
+    let (agent, spool) = (token("deploy-bot"), spool_dir(server));
     let everything = everything();
-    // No --name: `mcp-server-everything` is named `everything`.
-    let mut client = Driver::start(
+    Driver::start(
         &[
             "stdio",
             BIN,
@@ -314,8 +313,14 @@ fn over_stdio_every_tool_call_is_checked() {
             everything.to_str().unwrap(),
             "stdio",
         ],
-        &agent_env(&server, &agent, &spool),
-    );
+        &agent_env(server, &agent, &spool),
+    )
+}
+
+#[test]
+fn over_stdio_every_tool_call_is_checked() {
+    let server = start_server_with_policy("mcp-stdio", POLICY);
+    let mut client = stdio_client(&server);
     exercise(&server, &mut client);
     client.quit();
 }
@@ -377,19 +382,7 @@ fn without_the_policy_the_proxy_does_not_start() {
 #[test]
 fn while_the_broker_is_down_allowed_calls_go_on_and_their_events_follow_later() {
     let mut server = start_server_with_policy("mcp-outage", POLICY);
-    let (agent, spool) = (token("deploy-bot"), spool_dir(&server));
-    let everything = everything();
-    let mut client = Driver::start(
-        &[
-            "stdio",
-            BIN,
-            "mcp",
-            "--",
-            everything.to_str().unwrap(),
-            "stdio",
-        ],
-        &agent_env(&server, &agent, &spool),
-    );
+    let mut client = stdio_client(&server);
     client.call("before", "echo", json!({"message": "one"}));
     assert_eq!(client.outcome("before")["text"], "Echo: one");
     wait_for_audit(&server, "action.allowed", "mcp:everything/echo", 1);
