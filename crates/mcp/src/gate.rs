@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use countersign_client::{ActionRequest, Client, ReportedEvent, ReportedEventType};
+use countersign_client::{ActionRequest, Client, ReportedEventType};
 use countersign_model::{Action, Chain, Digest, Timestamp};
 use countersign_policy::{Decision, Outcome, Policy};
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::message::ToolCall;
@@ -42,6 +42,8 @@ pub enum StartError {
         "the broker's policy cannot be compiled here ({0}); is this proxy older than the broker?"
     )]
     Compile(String),
+    #[error("the server name or a label cannot be used in an action: {0}")]
+    Action(countersign_model::ActionError),
 }
 
 /// The policy in force here, and its hash.
@@ -84,22 +86,13 @@ impl Gate {
         let me = client.whoami().await.map_err(StartError::Whoami)?;
         let view = client.policy().await.map_err(StartError::Policy)?;
         let policy = Policy::parse(&view.text).map_err(|e| StartError::Compile(e.to_string()))?;
-        Ok(Gate {
-            config,
-            principal: Chain {
-                id: me.id,
-                kind: me.kind,
-                on_behalf_of: me.acts_for,
-                started_by: None,
-            },
-            client,
-            spool,
-            local: RwLock::new(Arc::new(Local {
-                policy,
-                hash: view.hash,
-            })),
-            refresh: Notify::new(),
-        })
+        let principal = Chain {
+            id: me.id,
+            kind: me.kind,
+            on_behalf_of: me.acts_for,
+            started_by: None,
+        };
+        Gate::offline(config, principal, policy, client, spool)
     }
 
     /// A gate with a policy in hand, for tools and tests: nothing is asked of the broker until a
@@ -110,16 +103,27 @@ impl Gate {
         policy: Policy,
         client: Client,
         spool: Arc<Spool>,
-    ) -> Gate {
+    ) -> Result<Gate, StartError> {
+        // What every call shares is checked once here; `check` checks what varies.
+        Action {
+            kind: KIND.to_owned(),
+            resource: format!("mcp:{}/tool", config.server),
+            labels: config.labels.clone(),
+            details: serde_json::Value::Object(serde_json::Map::new()),
+            principal: principal.clone(),
+            justification: None,
+        }
+        .validate()
+        .map_err(StartError::Action)?;
         let hash = policy.hash();
-        Gate {
+        Ok(Gate {
             config,
             principal,
             client,
             spool,
             local: RwLock::new(Arc::new(Local { policy, hash })),
             refresh: Notify::new(),
-        }
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -157,7 +161,13 @@ impl Gate {
             principal: self.principal.clone(),
             justification: None,
         };
-        let digest = match action.validate().and_then(|()| action.digest()) {
+        // Kind, labels and principal were checked when the gate was made, and the details are an
+        // object: the tool's name is what is left to check, and the digest checks the arguments.
+        let checked = match tool_name_problem(&call.name) {
+            Some(problem) => Err(problem),
+            None => action.digest().map_err(|e| e.to_string()),
+        };
+        let digest = match checked {
             Ok(digest) => digest,
             Err(e) => {
                 return Check::Refuse(format!(
@@ -178,20 +188,20 @@ impl Gate {
             Outcome::Allow => ReportedEventType::ActionAllowed,
             Outcome::Deny => ReportedEventType::ActionDenied,
         };
-        let event = ReportedEvent {
+        let event = Decided {
             kind: recorded,
-            request_id: None,
-            data: json!({
-                "digest": digest,
-                "rules": decision.rules,
-                "policy": local.hash,
-                "action": action,
-                "decided_at": now(),
-                "enforced_by": "countersign mcp",
-            }),
-            explanation: decision.explanation.clone(),
+            data: DecidedData {
+                event_id: self.spool.event_id(),
+                digest,
+                rules: &decision.rules,
+                policy: local.hash,
+                action: &action,
+                decided_at: now(),
+                enforced_by: "countersign mcp",
+            },
+            explanation: &decision.explanation,
         };
-        if let Err(e) = self.spool.append(event) {
+        if let Err(e) = self.spool.append_serialized(&event) {
             return Check::Refuse(format!(
                 "Countersign cannot record this call in its audit spool, so it was not run: {e}"
             ));
@@ -241,6 +251,38 @@ impl Gate {
             }
         }
     }
+}
+
+/// An `action.allowed` or `action.denied` event as the spool keeps it (a `ReportedEvent`).
+#[derive(Serialize)]
+struct Decided<'a> {
+    #[serde(rename = "type")]
+    kind: ReportedEventType,
+    data: DecidedData<'a>,
+    explanation: &'a str,
+}
+
+#[derive(Serialize)]
+struct DecidedData<'a> {
+    event_id: String,
+    digest: Digest,
+    rules: &'a [String],
+    policy: Digest,
+    action: &'a Action,
+    decided_at: Timestamp,
+    enforced_by: &'static str,
+}
+
+/// Why a tool name cannot be part of a resource (`mcp:NAME/TOOL` holds at most 1,024
+/// characters, none of them control characters), if it cannot.
+fn tool_name_problem(tool: &str) -> Option<String> {
+    if tool.is_empty() {
+        return Some("the tool's name is empty".into());
+    }
+    if tool.chars().any(char::is_control) {
+        return Some("the tool's name holds control characters".into());
+    }
+    (tool.len() > 900).then(|| "the tool's name is longer than 900 bytes".into())
 }
 
 /// The tool error a model reads when the policy refuses its call.

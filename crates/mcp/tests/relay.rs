@@ -89,7 +89,8 @@ fn relay(dir: &std::path::Path) -> (Arc<Relay>, Shared, Shared) {
         Policy::parse(POLICY).unwrap(),
         Client::new("http://127.0.0.1:9", "unused").unwrap(),
         Arc::new(Spool::open(dir).unwrap()),
-    );
+    )
+    .unwrap();
     let (server, client) = (Shared::default(), Shared::default());
     let relay = Relay::new(
         Arc::new(gate),
