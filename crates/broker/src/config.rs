@@ -183,7 +183,9 @@ impl Config {
             if let Some(user) = &entry.slack_user
                 && !(user.len() >= 9
                     && user.starts_with(['U', 'W'])
-                    && user.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+                    && user
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
             {
                 errors.push(format!(
                     "{at}: slack_user '{user}' is not a Slack user id (like U0123ABCDE: open the person's Slack profile, ⋮ → Copy member ID)"

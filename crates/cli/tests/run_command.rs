@@ -360,10 +360,12 @@ async fn sigterm_while_waiting_withdraws_the_request() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    for _ in 0..200 {
-        if broker.seen().iter().any(|s| s.target.contains("/wait")) {
-            break;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !broker.seen().iter().any(|s| s.target.contains("/wait")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "countersign run never started waiting on the request"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let killed = tokio::process::Command::new("sh")

@@ -305,7 +305,13 @@ async fn listing_filters_and_orders<S: Store>(store: S) {
         ..Default::default()
     };
     assert_eq!(store.list_requests(&by_rule(&rule)).await.unwrap().len(), 3);
-    assert!(store.list_requests(&by_rule("no-such-rule")).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_requests(&by_rule("no-such-rule"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn deadlines<S: Store>(store: S) {

@@ -329,7 +329,10 @@ pub(crate) async fn submit_review(
         Channel::Api | Channel::Cli => String::new(),
         other => format!(" in {}", channel_name(other)),
     };
-    let describe = format!("{} chose to {verdict} request {id}{via}{quoted}", principal.id);
+    let describe = format!(
+        "{} chose to {verdict} request {id}{via}{quoted}",
+        principal.id
+    );
     let review = Review {
         reviewer: Reviewer {
             id: principal.id.clone(),
