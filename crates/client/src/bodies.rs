@@ -156,6 +156,6 @@ pub(crate) struct OutcomeBody<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub(crate) struct AppendBody<'a> {
-    pub events: &'a [ReportedEvent],
+pub(crate) struct AppendBody<'a, E> {
+    pub events: &'a [E],
 }

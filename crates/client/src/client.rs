@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bodies::{
-    ActionRequest, AppendBody, ConsumeBody, OutcomeBody, OutcomeStatus, ReportedEvent, ReviewBody,
+    ActionRequest, AppendBody, ConsumeBody, OutcomeBody, OutcomeStatus, ReviewBody,
 };
 use crate::error::{ClientError, without_query};
 use crate::views::{
@@ -232,9 +232,11 @@ impl Client {
         self.call(Method::GET, url, None, CALL_TIMEOUT).await
     }
 
-    /// `POST /v1/audit/events`: reports events an enforcement point decided or saw itself.
-    /// Returns how many were appended.
-    pub async fn append_audit(&self, events: &[ReportedEvent]) -> Result<u64, ClientError> {
+    /// `POST /v1/audit/events`: reports events an enforcement point decided or saw itself, each
+    /// a [`ReportedEvent`](crate::ReportedEvent) or one already serialized as such (a `&RawValue`, as a spool keeps
+    /// them, sent on without being decoded again; the broker checks every event and refuses the
+    /// batch if one is malformed). Returns how many were appended.
+    pub async fn append_audit<E: Serialize>(&self, events: &[E]) -> Result<u64, ClientError> {
         let url = self.endpoint(&["v1", "audit", "events"])?;
         let body = to_json(&AppendBody { events })?;
         let appended: Appended = self

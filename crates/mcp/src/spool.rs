@@ -30,10 +30,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use countersign_client::{Client, ClientError, ReportedEvent};
 use serde_json::json;
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-/// Events per call to the broker (it takes at most 1,000).
+/// Events per call to the broker (it takes at most 1,000)…
 const BATCH: usize = 500;
+/// …and bytes (it takes bodies of at most 256 KiB; a larger event goes alone).
+const BATCH_BYTES: usize = 192 * 1024;
 /// How often the spool is shipped: one call to the broker (and one fsync) per interval rather
 /// than per event keeps both off the tool calls' way. A full batch is shipped at once.
 const SHIP_INTERVAL: Duration = Duration::from_millis(200);
@@ -58,13 +61,14 @@ pub enum SinkError {
     Reject(String),
 }
 
-/// Where spooled events go: the broker, or a stand-in in tests.
+/// Where spooled events go: the broker, or a stand-in in tests. Each event is one JSON text as
+/// the spool holds it (a `ReportedEvent`), sent on without being decoded.
 pub trait Sink: Send + Sync {
-    fn send(&self, events: &[ReportedEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn send(&self, events: &[&RawValue]) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
 impl Sink for Client {
-    async fn send(&self, events: &[ReportedEvent]) -> Result<(), SinkError> {
+    async fn send(&self, events: &[&RawValue]) -> Result<(), SinkError> {
         match self.append_audit(events).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_unavailable() || matches!(e.status(), Some(401 | 403 | 429)) => {
@@ -261,7 +265,8 @@ fn remove_segment(path: &Path) {
     }
 }
 
-/// Complete lines of `path` from `from`, at most `BATCH`, with the offset after the last one.
+/// Complete lines of `path` from `from`, at most `BATCH` of them and `BATCH_BYTES` (or one line),
+/// with the offset after the last one.
 /// The file is fsync'd first, so what is about to be shipped is also durable here.
 fn read_batch(path: &Path, from: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
     let mut file = File::open(path)?;
@@ -272,6 +277,9 @@ fn read_batch(path: &Path, from: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
     let mut lines = Vec::new();
     let mut end = 0usize;
     for (i, _) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n') {
+        if !lines.is_empty() && i >= BATCH_BYTES {
+            break;
+        }
         lines.push(bytes[end..i].to_vec());
         end = i + 1;
         if lines.len() == BATCH {
@@ -310,13 +318,18 @@ impl<S: Sink> Shipper<S> {
         }
     }
 
-    /// Ships everything this process spooled so far. `Err` (the broker did not take a batch)
-    /// leaves the rest in the spool for the next try.
+    /// Ships everything this process spooled before the call. `Err` (the broker did not take a
+    /// batch) leaves the rest in the spool for the next try.
+    ///
+    /// Events spooled while a batch is on its way wait for the next round: chasing them batch
+    /// after batch would cost a broker transaction and two fsyncs per handful of calls.
     pub async fn ship_own(&mut self) -> Result<Shipped, SinkError> {
-        let (path, _) = self.spool.own();
+        let (path, written) = self.spool.own();
         if path != self.shipped_path {
             self.shipped_path = path.clone();
             self.shipped = 0;
+        } else if written == self.shipped {
+            return Ok(Shipped::default());
         }
         let mut total = Shipped::default();
         loop {
@@ -325,7 +338,7 @@ impl<S: Sink> Shipper<S> {
             self.shipped = offset;
             total.events += sent.events;
             total.rejected += sent.rejected;
-            if sent.events + sent.rejected == 0 {
+            if sent.events + sent.rejected == 0 || offset >= written {
                 self.spool.roll_if_shipped(self.shipped);
                 return Ok(total);
             }
@@ -475,8 +488,10 @@ async fn ship_batch<S: Sink>(
     let mut shipped = Shipped::default();
     let mut events = Vec::with_capacity(lines.len());
     let mut unreadable = Vec::new();
+    // Checked to be one JSON text each (so that no line can add events of its own to the
+    // batch), not decoded: the broker checks each event's fields.
     for line in &lines {
-        match serde_json::from_slice::<ReportedEvent>(line) {
+        match serde_json::from_slice::<&RawValue>(line) {
             Ok(event) => events.push(event),
             Err(_) => unreadable.push(line.clone()),
         }
@@ -485,13 +500,13 @@ async fn ship_batch<S: Sink>(
         Ok(()) => shipped.events += events.len(),
         Err(SinkError::Retry(reason)) => return Err(SinkError::Retry(reason)),
         Err(SinkError::Reject(_)) => {
-            for (event, line) in events.iter().zip(lines.iter()) {
+            for event in &events {
                 match sink.send(std::slice::from_ref(event)).await {
                     Ok(()) => shipped.events += 1,
                     Err(SinkError::Retry(reason)) => return Err(SinkError::Retry(reason)),
                     Err(SinkError::Reject(reason)) => {
                         tracing::error!("the broker refuses a spooled audit event: {reason}");
-                        unreadable.push(line.clone());
+                        unreadable.push(event.get().as_bytes().to_vec());
                     }
                 }
             }

@@ -10,23 +10,33 @@ use std::sync::{Arc, Mutex};
 use countersign_client::{ReportedEvent, ReportedEventType};
 use countersign_mcp::spool::{Shipped, Shipper, Sink, SinkError, Spool};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 /// A broker stand-in that can be down, and remembers what it took.
 #[derive(Clone, Default)]
 struct Broker {
     down: Arc<AtomicBool>,
     taken: Arc<Mutex<Vec<ReportedEvent>>>,
+    /// The size of each batch taken, in bytes of events.
+    batches: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Sink for Broker {
-    async fn send(&self, events: &[ReportedEvent]) -> Result<(), SinkError> {
+    async fn send(&self, events: &[&RawValue]) -> Result<(), SinkError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(SinkError::Retry("connection refused".into()));
         }
-        if events.iter().any(|e| e.explanation == "malformed") {
-            return Err(SinkError::Reject("bad event".into()));
+        // The broker decodes what the spool sends on undecoded, and refuses what it cannot take.
+        let mut decoded = Vec::new();
+        for event in events {
+            match serde_json::from_str::<ReportedEvent>(event.get()) {
+                Ok(event) if event.explanation != "malformed" => decoded.push(event),
+                _ => return Err(SinkError::Reject("bad event".into())),
+            }
         }
-        self.taken.lock().unwrap().extend_from_slice(events);
+        self.taken.lock().unwrap().extend(decoded);
+        let bytes = events.iter().map(|e| e.get().len()).sum();
+        self.batches.lock().unwrap().push(bytes);
         Ok(())
     }
 }
@@ -199,5 +209,93 @@ async fn an_event_the_broker_refuses_is_kept_aside_and_the_rest_go_on() {
         rejected.contains("\"explanation\":\"malformed\""),
         "{rejected}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_line_holding_more_than_one_event_is_kept_aside_not_split() {
+    let dir = temp_dir("two-in-one");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A segment left by a stopped proxy, with a line someone edited into two events.
+    let line = |n: &str| serde_json::to_string(&event(n)).unwrap();
+    let text = format!(
+        "{}\n{},{}\n{}\n",
+        line("before"),
+        line("smuggled-1"),
+        line("smuggled-2"),
+        line("after")
+    );
+    std::fs::write(dir.join("events-0-1-stopped-0.jsonl"), text).unwrap();
+    let broker = Broker::default();
+    let mut shipper = Shipper::new(Arc::new(Spool::open(&dir).unwrap()), broker.clone());
+    assert_eq!(
+        shipper.ship_once().await.unwrap(),
+        Shipped {
+            events: 2,
+            rejected: 1
+        }
+    );
+    assert_eq!(broker.explanations(), ["before", "after"]);
+    let rejected = std::fs::read_to_string(dir.join("rejected.jsonl")).unwrap();
+    assert!(rejected.contains("smuggled-2"), "{rejected}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A broker that is slow enough for a call to be spooled while a batch is on its way.
+struct Busy {
+    broker: Broker,
+    spool: Arc<Spool>,
+    during: Mutex<Option<&'static str>>,
+}
+
+impl Sink for Busy {
+    async fn send(&self, events: &[&RawValue]) -> Result<(), SinkError> {
+        if let Some(n) = self.during.lock().unwrap().take() {
+            self.spool.append(event(n)).unwrap();
+        }
+        self.broker.send(events).await
+    }
+}
+
+#[tokio::test]
+async fn events_spooled_while_a_batch_travels_go_in_the_next_round() {
+    let dir = temp_dir("travel");
+    let spool = Arc::new(Spool::open(&dir).unwrap());
+    let broker = Broker::default();
+    let busy = Busy {
+        broker: broker.clone(),
+        spool: Arc::clone(&spool),
+        during: Mutex::new(Some("late")),
+    };
+    let mut shipper = Shipper::new(Arc::clone(&spool), busy);
+    spool.append(event("early")).unwrap();
+    assert_eq!(shipper.ship_own().await.unwrap().events, 1);
+    assert_eq!(broker.explanations(), ["early"]);
+    assert_eq!(shipper.ship_own().await.unwrap().events, 1);
+    assert_eq!(broker.explanations(), ["early", "late"]);
+    assert_eq!(shipper.ship_own().await.unwrap(), Shipped::default());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn batches_fit_in_what_the_broker_takes_and_all_go_in_one_round() {
+    let dir = temp_dir("big");
+    let spool = Arc::new(Spool::open(&dir).unwrap());
+    let broker = Broker::default();
+    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+    // Ten events of 60 KiB: the broker takes request bodies of at most 256 KiB.
+    for n in 0..10 {
+        let mut big = event(&n.to_string());
+        big.data = json!({"arguments": "x".repeat(60 * 1024)});
+        spool.append(big).unwrap();
+    }
+    assert_eq!(shipper.ship_own().await.unwrap().events, 10);
+    let batches = broker.batches.lock().unwrap().clone();
+    assert!(batches.len() > 1, "{batches:?}");
+    assert!(
+        batches.iter().all(|&bytes| bytes < 256 * 1024),
+        "{batches:?}"
+    );
+    assert_eq!(broker.explanations().len(), 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
