@@ -69,10 +69,13 @@ fn main() -> ExitCode {
         .with_max_level(tracing::Level::INFO)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The MCP proxy relays one agent's messages: on one thread, a message is never handed from
+    // one worker thread to another on its way through, which costs more than the work itself.
+    let mut builder = match cli.command {
+        Command::Mcp(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("countersign: cannot start: {error}");
