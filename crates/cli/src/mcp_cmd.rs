@@ -88,7 +88,10 @@ fn spool_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 enum Upstream {
     Command(Vec<String>),
-    Http { listen: SocketAddr, url: Url },
+    Http {
+        listen: SocketAddr,
+        server: Box<countersign_mcp::upstream::Upstream>,
+    },
 }
 
 fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
@@ -104,7 +107,7 @@ fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
                 })?;
             Upstream::Http {
                 listen: *listen,
-                url,
+                server: Box::new(countersign_mcp::upstream::Upstream::new(url)?),
             }
         }
         (Some(_), Some(_), false) => {
@@ -120,7 +123,7 @@ fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
     };
     let derived = match &upstream {
         Upstream::Command(command) => naming::from_command(command),
-        Upstream::Http { url, .. } => naming::from_url(url),
+        Upstream::Http { server, .. } => naming::from_url(server.url()),
     };
     let name = match (&args.name, derived) {
         (Some(name), _) if naming::is_valid(name) => name.clone(),
@@ -166,16 +169,17 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
                 (None, None) => 1,
             }
         }
-        Upstream::Http { listen, url } => {
+        Upstream::Http { listen, server } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(
-                "serving MCP on http://{}{} in front of {url}",
+                "serving MCP on http://{}{} in front of {}",
                 listener.local_addr().unwrap_or(listen),
-                url.path()
+                server.path(),
+                server.url()
             );
-            countersign_mcp::http::serve(Arc::clone(&gate), listener, url, stopped()).await?;
+            countersign_mcp::http::serve(Arc::clone(&gate), listener, *server, stopped()).await?;
             0
         }
     };

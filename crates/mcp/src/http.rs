@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use countersign_model::RequestId;
+use hyper::body::Incoming;
 use reqwest::Url;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -28,30 +29,16 @@ use crate::gate::{Check, Gate};
 use crate::held::{HeldCalls, Withdrawal};
 use crate::message::{self, Answer, INVALID_PARAMS, Inbound, Refusal, RpcId, ToolCall};
 use crate::sse;
+use crate::upstream::{HOP_BY_HOP, Upstream};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
-
-/// Headers that belong to one connection, not to the message.
-const HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
 
 #[derive(Debug)]
 struct Proxy {
     gate: Arc<Gate>,
     held: HeldCalls,
-    /// The upstream MCP endpoint; its path is the endpoint's path here too.
-    upstream: Url,
-    http: reqwest::Client,
+    /// The upstream MCP server; its endpoint's path is the endpoint's path here too.
+    upstream: Upstream,
     /// Refuse browser origins other than this machine (DNS rebinding), when listening on
     /// loopback.
     loopback_only: bool,
@@ -61,36 +48,85 @@ struct Proxy {
 pub async fn serve(
     gate: Arc<Gate>,
     listener: TcpListener,
-    upstream: Url,
+    upstream: Upstream,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let loopback_only = listener
         .local_addr()
         .is_ok_and(|a: SocketAddr| a.ip().is_loopback());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("countersign-mcp/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(std::io::Error::other)?;
     let proxy = Arc::new(Proxy {
         gate,
         held: HeldCalls::default(),
         upstream,
-        http,
         loopback_only,
     });
-    let app = axum::Router::new().fallback(handle).with_state(proxy);
-    // Small JSON-RPC answers must not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_connections(listener, proxy, shutdown).await;
+    Ok(())
 }
 
-async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+/// How long open connections (held calls, SSE streams) may take to finish after a shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Accepts connections and serves each with HTTP/1.1 (what MCP clients speak) until `shutdown`;
+/// then stops accepting, asks open connections to close once their current answer is sent, and
+/// waits for them at most `SHUTDOWN_GRACE`. Straight on hyper: an allowed call is relayed with
+/// nothing between the connection and `handle` but the service function.
+async fn serve_connections(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, mostly: pause rather than spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
+        // Small JSON-RPC answers must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let proxy = Arc::clone(&proxy);
+                async move { Ok::<_, std::convert::Infallible>(handle(proxy, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("an MCP client's connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming>) -> Response {
     let (parts, body) = request.into_parts();
     if proxy.loopback_only && !origin_is_local(&parts.headers) {
         return plain(
@@ -98,12 +134,22 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
             "Countersign refuses requests from web pages of other sites (Origin header)",
         );
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    let body = match http_body_util::BodyExt::collect(limited).await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large",
+                &format!(
+                    "the request body is larger than {} MiB",
+                    MAX_BODY / (1024 * 1024)
+                ),
+            );
+        }
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {e}"),
             );
         }
     };
@@ -111,12 +157,12 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     if is_endpoint && parts.method == Method::POST {
         return proxy.post(&parts.headers, body).await;
     }
-    let mut url = proxy.upstream.clone();
-    if !is_endpoint {
-        url.set_path(parts.uri.path());
-        url.set_query(parts.uri.query());
-    }
-    proxy.forward(parts.method, url, &parts.headers, body).await
+    let uri = if is_endpoint {
+        proxy.upstream.endpoint()
+    } else {
+        proxy.upstream.at(parts.uri.path_and_query())
+    };
+    proxy.forward(parts.method, uri, &parts.headers, body).await
 }
 
 impl Proxy {
@@ -175,57 +221,30 @@ impl Proxy {
     }
 
     async fn forward_post(&self, headers: &HeaderMap, body: Bytes) -> Response {
-        self.forward(Method::POST, self.upstream.clone(), headers, body)
+        self.forward(Method::POST, self.upstream.endpoint(), headers, body)
             .await
-    }
-
-    fn upstream_request(
-        &self,
-        method: Method,
-        url: Url,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> reqwest::RequestBuilder {
-        let mut outgoing = HeaderMap::with_capacity(headers.len());
-        for (name, value) in headers {
-            if !HOP_BY_HOP.contains(&name.as_str()) && name != header::ACCEPT_ENCODING {
-                outgoing.append(name.clone(), value.clone());
-            }
-        }
-        let request = self.http.request(method, url).headers(outgoing);
-        if body.is_empty() {
-            request
-        } else {
-            request.body(body)
-        }
     }
 
     /// Sends a request upstream and relays the answer as it comes.
     async fn forward(
         &self,
         method: Method,
-        url: Url,
+        uri: Uri,
         headers: &HeaderMap,
         body: Bytes,
     ) -> Response {
-        match self
-            .upstream_request(method, url, headers, body)
-            .send()
-            .await
-        {
-            Ok(answer) => relay(answer).await,
-            Err(e) => self.unreachable(&e),
-        }
-    }
-
-    fn unreachable(&self, error: &reqwest::Error) -> Response {
-        plain(
-            StatusCode::BAD_GATEWAY,
-            &format!(
-                "Countersign cannot reach the MCP server at {}: {error}",
-                self.upstream
+        let post = method == Method::POST;
+        match self.upstream.send(method, uri, headers, body).await {
+            Ok(answer) => relay(answer, post).await,
+            Err(e) => plain(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "Countersign cannot reach the MCP server at {}: {}",
+                    self.upstream.url(),
+                    error_chain(&e)
+                ),
             ),
-        )
+        }
     }
 
     /// Holds a call that needs approval; answers with an SSE stream (or, for a client that does
@@ -345,13 +364,13 @@ impl HeldCall {
                 if let Some(cancel) = self.proxy.held.release(&self.key).filter(|c| !c.is_empty()) {
                     let _ = self
                         .proxy
-                        .upstream_request(
+                        .upstream
+                        .send(
                             Method::POST,
-                            self.proxy.upstream.clone(),
+                            self.proxy.upstream.endpoint(),
                             &self.headers,
                             Bytes::from(cancel),
                         )
-                        .send()
                         .await;
                 }
                 answer
@@ -383,20 +402,21 @@ impl HeldCall {
     async fn forward(&self, request: Option<RequestId>) -> Option<Vec<u8>> {
         let proxy = &self.proxy;
         let sent = proxy
-            .upstream_request(
+            .upstream
+            .send(
                 Method::POST,
-                proxy.upstream.clone(),
+                proxy.upstream.endpoint(),
                 &self.headers,
                 self.body.clone(),
             )
-            .send()
             .await;
         let mut answer = match sent {
             Ok(answer) => answer,
             Err(e) => {
                 let text = format!(
-                    "Countersign approved this call but cannot reach the MCP server at {}: {e}",
-                    proxy.upstream
+                    "Countersign approved this call but cannot reach the MCP server at {}: {}",
+                    proxy.upstream.url(),
+                    error_chain(&e)
                 );
                 self.outcome(
                     request,
@@ -416,7 +436,10 @@ impl HeldCall {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
             let status = answer.status();
-            let bytes = answer.bytes().await.unwrap_or_default();
+            let bytes = http_body_util::BodyExt::collect(answer.into_body())
+                .await
+                .map(http_body_util::Collected::to_bytes)
+                .unwrap_or_default();
             let found = message::answers(&bytes)
                 .into_iter()
                 .find(|(id, _)| *id == self.call.id);
@@ -442,7 +465,7 @@ impl HeldCall {
         }
         let mut parser = sse::Parser::default();
         let mut recorded = false;
-        while let Ok(Some(chunk)) = answer.chunk().await {
+        while let Some(Ok(chunk)) = next_chunk(answer.body_mut()).await {
             for event in parser.push(&chunk) {
                 if !recorded {
                     let found = message::answers(event.data.as_bytes())
@@ -477,8 +500,14 @@ impl HeldCall {
     }
 }
 
-/// Relays an upstream answer: JSON whole, anything else (SSE) chunk by chunk as it arrives.
-async fn relay(answer: reqwest::Response) -> Response {
+/// Relays an upstream answer: JSON whole, anything else (SSE) as it arrives.
+///
+/// An SSE answer to a POST usually holds one event and ends right after it. Its head waits for
+/// that first event (at most `FIRST_EVENT_WAIT`, so a long tool call's stream still opens at once
+/// for the client), and every write to the client takes along what the upstream connection has
+/// already received: a short answer leaves in one write instead of three, which costs the client
+/// and the proxy a wake-up and a system call each.
+async fn relay(answer: hyper::Response<Incoming>, post: bool) -> Response {
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
         if !HOP_BY_HOP.contains(&name.as_str()) {
@@ -491,18 +520,26 @@ async fn relay(answer: reqwest::Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let body = if streaming {
-        let chunks = futures_util::stream::unfold(Some(answer), |answer| async move {
-            let mut answer = answer?;
-            match answer.chunk().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(answer))),
-                Ok(None) => None,
-                Err(e) => Some((Err(std::io::Error::other(e)), None)),
-            }
-        });
+        let mut upstream = Runs::new(answer.into_body());
+        let first = if post {
+            tokio::time::timeout(FIRST_EVENT_WAIT, upstream.next())
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let chunks =
+            futures_util::stream::unfold((upstream, first), |(mut upstream, first)| async move {
+                let next = match first {
+                    Some(ready) => ready,
+                    None => upstream.next().await,
+                };
+                next.map(|chunk| (chunk, (upstream, None)))
+            });
         Body::from_stream(chunks)
     } else {
-        match answer.bytes().await {
-            Ok(bytes) => Body::from(bytes),
+        match http_body_util::BodyExt::collect(answer.into_body()).await {
+            Ok(collected) => Body::from(collected.to_bytes()),
             Err(e) => {
                 return plain(
                     StatusCode::BAD_GATEWAY,
@@ -514,6 +551,94 @@ async fn relay(answer: reqwest::Response) -> Response {
     response
         .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// How long the head of an SSE answer to a POST waits for its first event.
+const FIRST_EVENT_WAIT: Duration = Duration::from_millis(20);
+
+/// An upstream SSE body read in runs: each run is what arrived, plus what the upstream
+/// connection had already received behind it.
+struct Runs {
+    answer: Option<Incoming>,
+    /// A break found while taking a run along, reported after the run.
+    broken: Option<std::io::Error>,
+}
+
+impl Runs {
+    fn new(answer: Incoming) -> Self {
+        Runs {
+            answer: Some(answer),
+            broken: None,
+        }
+    }
+
+    /// The next run of bytes; `None` once the body ended (or broke off, after the error).
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        if let Some(e) = self.broken.take() {
+            return Some(Err(e));
+        }
+        let answer = self.answer.as_mut()?;
+        let first = match next_chunk(answer).await {
+            Some(Ok(chunk)) => chunk,
+            None => {
+                self.answer = None;
+                return None;
+            }
+            Some(Err(e)) => {
+                self.answer = None;
+                return Some(Err(e));
+            }
+        };
+        let mut run: Option<Vec<u8>> = None;
+        loop {
+            // The connection task hands over what it has read when it next runs: let it.
+            tokio::task::yield_now().await;
+            match futures_util::FutureExt::now_or_never(next_chunk(answer)) {
+                Some(Some(Ok(more))) => run
+                    .get_or_insert_with(|| first.to_vec())
+                    .extend_from_slice(&more),
+                Some(None) => {
+                    self.answer = None;
+                    break;
+                }
+                // What arrived goes first; the break is reported by the next call.
+                Some(Some(Err(e))) => {
+                    self.answer = None;
+                    self.broken = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        Some(Ok(run.map_or(first, Bytes::from)))
+    }
+}
+
+/// The next piece of an upstream body's data (trailers are not relayed); `None` at its end.
+async fn next_chunk(body: &mut Incoming) -> Option<std::io::Result<Bytes>> {
+    loop {
+        match http_body_util::BodyExt::frame(body).await? {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => return Some(Ok(data)),
+                Err(_trailers) => {}
+            },
+            Err(e) => return Some(Err(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// An error with its causes, as one line: hyper's own message says little ("client error
+/// (Connect)") without them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A held call's key: the session it belongs to and its JSON-RPC id.

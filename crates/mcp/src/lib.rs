@@ -18,6 +18,7 @@ pub mod naming;
 pub mod spool;
 pub mod sse;
 pub mod stdio;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
