@@ -122,6 +122,9 @@ async fn read_head(conn: &mut SqliteConnection) -> Result<Option<ChainHead>, Sto
     })
 }
 
+/// Audit events per `INSERT` (three parameters each; SQLite takes 32,766 per statement).
+const ROWS_PER_INSERT: usize = 500;
+
 async fn append_in(
     tx: &mut Tx<'_>,
     mut head: Option<ChainHead>,
@@ -131,17 +134,26 @@ async fn append_in(
     let mut events = Vec::with_capacity(drafts.len());
     for draft in drafts {
         let event = seal(draft, head)?;
-        sqlx::query("INSERT INTO audit_events (seq, request_id, body) VALUES (?, ?, ?)")
-            .bind(
-                i64::try_from(event.seq)
-                    .map_err(|_| StoreError::Corrupt("audit sequence overflow".into()))?,
-            )
-            .bind(event.request_id.map(|id| id.to_string()))
-            .bind(serde_json::to_string(&event)?)
-            .execute(&mut **tx)
-            .await?;
         head = Some(event.head());
         events.push(event);
+    }
+    // Many rows per statement: each statement is a round trip to SQLite's thread, which costs
+    // more than the row (a batch of reported events holds hundreds).
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            let seq = i64::try_from(event.seq)
+                .map_err(|_| StoreError::Corrupt("audit sequence overflow".into()))?;
+            let request = event.request_id.map(|id| id.to_string());
+            rows.push((seq, request, serde_json::to_string(event)?));
+        }
+        sqlx::QueryBuilder::new("INSERT INTO audit_events (seq, request_id, body) ")
+            .push_values(rows, |mut row, (seq, request, body)| {
+                row.push_bind(seq).push_bind(request).push_bind(body);
+            })
+            .build()
+            .execute(&mut **tx)
+            .await?;
     }
     if let (Some(key), Some(last)) = (key, events.last()) {
         let checkpoint = Checkpoint::sign(last.seq, last.hash, last.time, key)
