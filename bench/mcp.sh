@@ -10,14 +10,22 @@
 # What it measures: the round trip of `echo` (server-everything's trivial tool), as the official
 # MCP Python SDK client sees it (tests/peers/python/.venv, the same client for every path), from
 # call_tool to the parsed result; p50, p99 and sequential calls/s, and the p50 added over calling
-# the server directly. Six paths:
+# the server directly. Eight paths:
 #
 #   stdio  direct                       client → server-everything (stdio)
 #   stdio  countersign mcp              client → countersign mcp (stdio) → server-everything (stdio)
+#   stdio  bare relay                   client → a relay that only copies bytes → server-everything
 #   stdio  mcp-proxy                    client → mcp-proxy (HTTP server mode) → server-everything (stdio)
 #   http   direct                       client → server-everything (streamable HTTP)
 #   http   countersign mcp --listen     client → countersign mcp (HTTP) → server-everything (HTTP)
+#   http   bare TCP relay               client → a relay that only copies bytes → server-everything
 #   http   mcp-proxy                    client → mcp-proxy (stdio client mode) → server-everything (HTTP)
+#
+# The bare relays (crates/mcp/examples/bare_relay.rs) look at nothing: they show what any process
+# in between costs on this machine (the extra pipe or socket hops and wake-ups), so that what
+# Countersign adds on top of that can be told apart. The MCP Python SDK opens a new connection
+# for every call over HTTP (it stops reading each answer's stream at the answer), so each HTTP
+# call through any relay pays for an accepted connection too.
 #
 # mcp-proxy cannot relay stdio to stdio or HTTP to HTTP: in each group it stands in front of the
 # same upstream with the other transport on the client's side, which is how it is used.
@@ -51,9 +59,11 @@ fi
 
 echo "bench/mcp.sh: building countersign (release)…" >&2
 cargo build --release --quiet -p countersign --bin countersign
+cargo build --release --quiet -p countersign-mcp --example bare_relay
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 BIN="$TARGET_DIR/release/countersign"
+RELAY="$TARGET_DIR/release/examples/bare_relay"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/countersign-mcp-bench.XXXXXX")"
 PIDS=()
@@ -123,22 +133,29 @@ PROXY_PORT="$(free_port)"
 "$VENV/bin/mcp-proxy" --port "$PROXY_PORT" --log-level WARNING -- "$EVERYTHING" stdio \
     >"$DIR/mcp-proxy-server.log" 2>&1 &
 PIDS+=($!)
+RELAY_PORT="$(free_port)"
+"$RELAY" "127.0.0.1:$RELAY_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$DIR/bare-relay.log" 2>&1 &
+PIDS+=($!)
 wait_for "$UPSTREAM_PORT" "server-everything (streamable HTTP)"
 wait_for "$COUNTERSIGN_PORT" "countersign mcp --listen"
 wait_for "$PROXY_PORT" "mcp-proxy"
+wait_for "$RELAY_PORT" "the bare TCP relay"
 
-TARGETS="$(python3 - "$BIN" "$EVERYTHING" "$VENV/bin/mcp-proxy" "$UPSTREAM_PORT" "$COUNTERSIGN_PORT" "$PROXY_PORT" <<'EOF'
+TARGETS="$(python3 - "$BIN" "$EVERYTHING" "$VENV/bin/mcp-proxy" "$UPSTREAM_PORT" "$COUNTERSIGN_PORT" "$PROXY_PORT" "$RELAY" "$RELAY_PORT" <<'EOF'
 import json, os, sys
-bin, everything, proxy, upstream, countersign, mcp_proxy = sys.argv[1:]
+bin, everything, proxy, upstream, countersign, mcp_proxy, relay, relay_port = sys.argv[1:]
 env = {k: os.environ[k] for k in ("COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN", "COUNTERSIGN_SPOOL", "PATH", "HOME")}
 up = f"http://127.0.0.1:{upstream}/mcp"
 print(json.dumps([
     {"group": "stdio", "label": "direct", "direct": True, "mode": "stdio", "command": [everything, "stdio"]},
     {"group": "stdio", "label": "countersign mcp", "mode": "stdio", "env": env,
      "command": [bin, "mcp", "--name", "everything", "--", everything, "stdio"]},
+    {"group": "stdio", "label": "bare relay (copies bytes only)", "mode": "stdio",
+     "command": [relay, "--", everything, "stdio"]},
     {"group": "stdio", "label": "mcp-proxy (HTTP in front)", "mode": "http", "url": f"http://127.0.0.1:{mcp_proxy}/mcp"},
     {"group": "http", "label": "direct", "direct": True, "mode": "http", "url": up},
     {"group": "http", "label": "countersign mcp --listen", "mode": "http", "url": f"http://127.0.0.1:{countersign}/mcp"},
+    {"group": "http", "label": "bare TCP relay (copies bytes only)", "mode": "http", "url": f"http://127.0.0.1:{relay_port}/mcp"},
     {"group": "http", "label": "mcp-proxy (stdio in front)", "mode": "stdio", "env": {"PATH": os.environ["PATH"]},
      "command": [proxy, "--transport", "streamablehttp", "--log-level", "WARNING", up]},
 ]))
