@@ -54,6 +54,10 @@ pub struct McpArgs {
     /// How often to ask the broker whether its policy changed.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_interval)]
     pub policy_refresh: Duration,
+    /// How long the policy may go unconfirmed by the broker (unreachable) before tool calls are
+    /// refused.
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_interval)]
+    pub policy_max_age: Duration,
     /// The MCP server to start (stdio), and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -66,7 +70,7 @@ pub struct McpArgs {
 fn parse_interval(text: &str) -> Result<Duration, String> {
     match parse_duration(text) {
         Ok(d) if d >= Duration::from_secs(1) => Ok(d),
-        Ok(_) => Err("the policy refresh interval must be at least 1s".into()),
+        Ok(_) => Err("it must be at least 1s".into()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -145,12 +149,21 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
             bail!("label '{label}' is given twice; give each label once");
         }
     }
+    if args.policy_max_age <= args.policy_refresh {
+        bail!(
+            "--policy-max-age ({:?}) must be longer than --policy-refresh ({:?}), or every call \
+             would be refused between two refreshes",
+            args.policy_max_age,
+            args.policy_refresh
+        );
+    }
     let client = args.connection.client()?;
     let spool = Arc::new(Spool::open(&spool_dir(args.spool.clone())?)?);
     let config = GateConfig {
         server: name,
         labels,
         policy_refresh: args.policy_refresh,
+        policy_max_age: args.policy_max_age,
     };
     let gate = Arc::new(Gate::connect(config, client, spool).await?);
     tracing::info!(

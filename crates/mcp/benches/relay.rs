@@ -47,6 +47,7 @@ fn gate(dir: &std::path::Path) -> Gate {
             server: "everything".into(),
             labels: Default::default(),
             policy_refresh: Duration::from_secs(5),
+            policy_max_age: Duration::from_secs(3600),
         },
         Chain {
             id: "deploy-bot".into(),

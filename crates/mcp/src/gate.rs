@@ -3,8 +3,9 @@
 //! the spool; calls that need approval go to the broker (see `approval`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use countersign_client::{ActionRequest, Client, ReportedEventType};
 use countersign_model::{Action, Chain, Digest, Timestamp};
@@ -27,6 +28,10 @@ pub struct GateConfig {
     pub labels: BTreeMap<String, String>,
     /// How often to ask the broker whether the policy changed.
     pub policy_refresh: Duration,
+    /// How long the policy in hand may go unconfirmed by the broker before tool calls are
+    /// refused: a proxy cut off from its broker (an outage, or someone blocking the way to keep
+    /// an old policy in force) stops deciding with a policy nobody can vouch for.
+    pub policy_max_age: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,10 @@ pub struct Gate {
     spool: Arc<Spool>,
     local: RwLock<Arc<Local>>,
     refresh: Notify,
+    /// When the gate was made, and when the broker last confirmed the policy in force
+    /// (milliseconds after `started`).
+    started: Instant,
+    confirmed: AtomicU64,
 }
 
 impl Gate {
@@ -123,6 +132,8 @@ impl Gate {
             spool,
             local: RwLock::new(Arc::new(Local { policy, hash })),
             refresh: Notify::new(),
+            started: Instant::now(),
+            confirmed: AtomicU64::new(0),
         })
     }
 
@@ -176,6 +187,17 @@ impl Gate {
                 ));
             }
         };
+        if let Some(age) = self.stale() {
+            return Check::Refuse(format!(
+                "Countersign did not run this call to `{}`: its broker at {} has not confirmed \
+                 the policy for {}s (at most {}s are allowed), so no call can be checked; calls \
+                 run again once the broker answers",
+                call.name,
+                self.client.server(),
+                age.as_secs(),
+                self.config.policy_max_age.as_secs()
+            ));
+        }
         let local = self.local();
         let decision = local.policy.decide(&action);
         let recorded = match decision.outcome {
@@ -212,13 +234,26 @@ impl Gate {
         }
     }
 
+    /// How long since the broker last confirmed the policy, when that is too long.
+    fn stale(&self) -> Option<Duration> {
+        let confirmed = Duration::from_millis(self.confirmed.load(Ordering::Relaxed));
+        let age = self.started.elapsed().saturating_sub(confirmed);
+        (age >= self.config.policy_max_age).then_some(age)
+    }
+
+    fn confirm(&self) {
+        let millis = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.confirmed.store(millis, Ordering::Relaxed);
+    }
+
     /// Asks the poller to fetch the policy now: the broker decided otherwise than the local copy.
     pub fn policy_may_have_changed(&self) {
         self.refresh.notify_one();
     }
 
     /// Keeps the local policy equal to the broker's: polls every `policy_refresh`, and at once
-    /// when asked. While the broker cannot be reached the last policy stays in force.
+    /// when asked. While the broker cannot be reached the last policy stays in force, for at
+    /// most `policy_max_age` after the broker last confirmed it.
     pub async fn keep_policy_fresh(&self) {
         loop {
             tokio::select! {
@@ -233,6 +268,7 @@ impl Gate {
                 }
             };
             if view.hash == self.local().hash {
+                self.confirm();
                 continue;
             }
             match Policy::parse(&view.text) {
@@ -241,6 +277,7 @@ impl Gate {
                         policy,
                         hash: view.hash,
                     });
+                    self.confirm();
                     tracing::info!("the broker's policy changed; now enforcing {}", view.hash);
                 }
                 Err(e) => tracing::error!(

@@ -74,11 +74,16 @@ match.resource = "mcp:everything/echo"
 "#;
 
 fn relay(dir: &std::path::Path) -> (Arc<Relay>, Shared, Shared) {
+    relay_with(dir, Duration::from_secs(3600))
+}
+
+fn relay_with(dir: &std::path::Path, policy_max_age: Duration) -> (Arc<Relay>, Shared, Shared) {
     let gate = Gate::offline(
         GateConfig {
             server: "everything".into(),
             labels: Default::default(),
             policy_refresh: Duration::from_secs(5),
+            policy_max_age,
         },
         Chain {
             id: "deploy-bot".into(),
@@ -164,5 +169,28 @@ async fn the_servers_lines_reach_the_client_unchanged() {
     let ended = relay.pump_server(Cursor::new(lines.as_bytes().to_vec()));
     assert_eq!(ended, Ended::ServerClosed);
     assert_eq!(client.text(), lines);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_policy_the_broker_has_not_confirmed_for_too_long_runs_nothing() {
+    let dir = temp_dir("stale");
+    // A maximum age of zero: the policy in hand is always older than allowed.
+    let (relay, server, client) = relay_with(&dir, Duration::ZERO);
+    relay.from_client(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{}}}\n");
+    relay.from_client(b"{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\"}\n");
+    assert_eq!(
+        server.text(),
+        "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\"}\n",
+        "only the call that is not a tool call goes on"
+    );
+    let answer: Value = serde_json::from_str(client.text().trim()).unwrap();
+    assert_eq!(answer["id"], 9);
+    assert_eq!(answer["result"]["isError"], true);
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("has not confirmed the policy") && text.contains("http://127.0.0.1:9"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
