@@ -435,6 +435,47 @@ async fn agents_cannot_touch_the_policy_or_read_the_audit_log() {
 }
 
 #[tokio::test]
+async fn a_batch_of_reported_events_sent_again_is_recorded_once() {
+    let b = start().await;
+    // A batch sent again after a crash: events with an id recorded before are not appended twice.
+    let batch = json!({"events": [
+        {"type": "action.allowed", "explanation": "first", "data": {"event_id": "proxy-7-0"}},
+        {"type": "action.allowed", "explanation": "second", "data": {"event_id": "proxy-7-1"}},
+    ]});
+    let (_, body) = b
+        .post("deploy-bot", "/v1/audit/events", batch.clone())
+        .await;
+    assert_eq!(body, json!({"appended": 2, "already_recorded": 0}));
+    let (status, body) = b.post("deploy-bot", "/v1/audit/events", batch).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"appended": 0, "already_recorded": 2})
+        )
+    );
+    let (_, log) = b.get("sam", "/v1/audit").await;
+    let firsts = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["explanation"] == "first")
+        .count();
+    assert_eq!(firsts, 1);
+    let (status, body) = b
+        .post("deploy-bot", "/v1/audit/events", json!({"events": [{"type": "action.allowed", "explanation": "x", "data": {"event_id": 7}}]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("events[0]: data.event_id must be a string"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_policy_is_refused_and_the_old_one_stays_in_force() {
     let b = start().await;
     let before = b.broker.policy_hash();

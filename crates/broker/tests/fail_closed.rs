@@ -41,6 +41,13 @@ impl Store for Breakable {
         self.check()?;
         self.inner.append_audit(drafts).await
     }
+    async fn append_reported(
+        &self,
+        reported: Vec<(Option<String>, EventDraft)>,
+    ) -> Result<(Vec<AuditEvent>, usize), StoreError> {
+        self.check()?;
+        self.inner.append_reported(reported).await
+    }
     async fn create_request(
         &self,
         r: &Request,

@@ -12,8 +12,8 @@
 //!   the broker answers).
 //! - *Shipped once*: after the broker acknowledges a batch, the offset shipped up to is appended
 //!   to the segment's cursor file and fsync'd. Only a crash between the acknowledgement and that
-//!   fsync ships one batch again; every event carries an `event_id` in its data, so an auditor can
-//!   recognise the copy.
+//!   fsync ships one batch again, and every event carries an `event_id` in its data, which the
+//!   broker remembers: the events of a batch sent again are not appended twice.
 //!
 //! Layout: each running proxy appends to its own segment `events-<time>-<pid>-<random>.jsonl`,
 //! locked (`flock`) while it runs; `<segment>.cursor` lists the offsets shipped. A segment nobody

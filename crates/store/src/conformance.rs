@@ -40,6 +40,7 @@ where
     an_approval_writes_its_grant_in_the_same_transaction(fresh().await).await;
     the_audit_log_chains_and_is_checkpointed(fresh().await).await;
     posted_messages_are_kept_until_settled(fresh().await).await;
+    reported_events_are_appended_once(fresh().await).await;
 }
 
 pub fn at(secs: i64) -> Timestamp {
@@ -592,4 +593,40 @@ pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn reported_events_are_appended_once<S: Store>(store: S) {
+    let event = |id: Option<&str>, n: i64| {
+        (
+            id.map(str::to_owned),
+            EventDraft::new(at(n), "action.allowed", "an allowed call"),
+        )
+    };
+    let (first, left_out) = store
+        .append_reported(vec![
+            event(Some("p1-0"), 1),
+            event(Some("p1-1"), 2),
+            event(None, 3),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((first.len(), left_out), (3, 0));
+    // The same batch again (a proxy that crashed before noting the acknowledgement), with one
+    // new event, one repeated within the batch, and one without an id (always appended).
+    let (second, left_out) = store
+        .append_reported(vec![
+            event(Some("p1-0"), 4),
+            event(Some("p1-1"), 5),
+            event(Some("p1-2"), 6),
+            event(Some("p1-2"), 7),
+            event(None, 8),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(left_out, 3);
+    let times: Vec<Timestamp> = second.iter().map(|e| e.time).collect();
+    assert_eq!(times, [at(6), at(8)]);
+    let all = store.audit_after(0, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    verify(&all, None).unwrap();
 }

@@ -109,6 +109,15 @@ pub trait Store: Send + Sync + 'static {
     /// Seals and appends audit events after the current head of the log.
     async fn append_audit(&self, drafts: Vec<EventDraft>) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Appends events an enforcement point reported, each with the id it gave the event, if
+    /// any: an event whose id was appended before (or earlier in the same batch) is left out, so
+    /// a batch sent again is recorded once. Returns the events appended and how many were left
+    /// out.
+    async fn append_reported(
+        &self,
+        reported: Vec<(Option<String>, EventDraft)>,
+    ) -> Result<(Vec<AuditEvent>, usize), StoreError>;
+
     /// Stores a new request with the audit events that record its creation.
     async fn create_request(
         &self,

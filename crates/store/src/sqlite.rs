@@ -3,6 +3,7 @@
 //! writer at a time anyway) and owns the head of the audit chain; reads use a pool of readers,
 //! which WAL lets run beside the writer.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -228,6 +229,56 @@ impl Store for SqliteStore {
             .write(|_| Box::pin(async { Ok(Work::Commit((), drafts)) }))
             .await?;
         Ok(events)
+    }
+
+    async fn append_reported(
+        &self,
+        reported: Vec<(Option<String>, EventDraft)>,
+    ) -> Result<(Vec<AuditEvent>, usize), StoreError> {
+        let ids: Vec<String> = reported.iter().filter_map(|(id, _)| id.clone()).collect();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let mut seen = HashSet::new();
+                for chunk in ids.chunks(ROWS_PER_INSERT) {
+                    let mut query = sqlx::QueryBuilder::new(
+                        "SELECT event_id FROM reported_events WHERE event_id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    let known: Vec<String> =
+                        query.build_query_scalar().fetch_all(&mut **tx).await?;
+                    seen.extend(known);
+                }
+                let mut drafts = Vec::with_capacity(reported.len());
+                let mut new_ids = Vec::new();
+                for (id, draft) in reported {
+                    match id {
+                        Some(id) if !seen.insert(id.clone()) => {}
+                        Some(id) => {
+                            new_ids.push(id);
+                            drafts.push(draft);
+                        }
+                        None => drafts.push(draft),
+                    }
+                }
+                for chunk in new_ids.chunks(ROWS_PER_INSERT) {
+                    sqlx::QueryBuilder::new("INSERT INTO reported_events (event_id) ")
+                        .push_values(chunk, |mut row, id| {
+                            row.push_bind(id);
+                        })
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let left_out = ids.len() - new_ids.len();
+                Ok(Work::Commit(left_out, drafts))
+            })
+        })
+        .await
+        .map(|(left_out, events)| (events, left_out))
     }
 
     async fn create_request(

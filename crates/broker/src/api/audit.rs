@@ -18,6 +18,9 @@ use super::{Body, Caller};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
 
+/// The longest `data.event_id` a reported event may carry.
+const MAX_EVENT_ID: usize = 256;
+
 /// Event types an enforcement point may report.
 const REPORTABLE: [&str; 3] = ["action.allowed", "action.denied", "action.outcome"];
 
@@ -135,7 +138,7 @@ pub async fn append(
         return Err(ApiError::bad_request("at most 1000 events per call"));
     }
     let at = now();
-    let mut drafts = Vec::with_capacity(body.events.len());
+    let mut reported = Vec::with_capacity(body.events.len());
     for (i, event) in body.events.into_iter().enumerate() {
         if !REPORTABLE.contains(&event.kind.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -150,8 +153,21 @@ pub async fn append(
                 "events[{i}]: data must be a JSON object"
             )));
         }
+        let event_id = match data.get("event_id") {
+            None => None,
+            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID => {
+                Some(id.clone())
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "events[{i}]: data.event_id must be a string of 1 to {MAX_EVENT_ID} bytes \
+                     (the reporter's own id for the event, which makes sending it again harmless)"
+                )));
+            }
+        };
         data["reported_by"] = json!(caller.0.id);
-        drafts.push(
+        reported.push((
+            event_id,
             draft(
                 at,
                 &event.kind,
@@ -160,16 +176,20 @@ pub async fn append(
                 event.explanation,
             )
             .with_data(data),
-        );
+        ));
     }
-    let count = drafts.len();
-    state
-        .store
-        .append_audit(drafts)
-        .await
-        .map_err(|e| match e {
-            countersign_store::StoreError::Audit(seal) => ApiError::bad_request(seal.to_string()),
-            other => ApiError::from(other),
-        })?;
-    Ok(Json(json!({ "appended": count })))
+    let (appended, repeated) =
+        state
+            .store
+            .append_reported(reported)
+            .await
+            .map_err(|e| match e {
+                countersign_store::StoreError::Audit(seal) => {
+                    ApiError::bad_request(seal.to_string())
+                }
+                other => ApiError::from(other),
+            })?;
+    Ok(Json(
+        json!({ "appended": appended.len(), "already_recorded": repeated }),
+    ))
 }
