@@ -24,7 +24,7 @@ id = "harmless-tools"
 decision = "allow"
 reason = "Echoing, listing roots and sampling change nothing"
 match.kind = "mcp.tool_call"
-match.resource = ["mcp:everything/echo", "mcp:everything/get-roots-list", "mcp:everything/trigger-sampling-request"]
+match.resource = ["mcp:everything/echo", "mcp:everything/get-roots-list", "mcp:everything/trigger-sampling-request", "mcp:everything/trigger-long-running-operation"]
 
 [[rules]]
 id = "sums-need-two"
@@ -164,6 +164,27 @@ fn exercise(server: &Server, client: &mut Driver) {
     let answer = client.outcome("allowed");
     assert_eq!(answer["is_error"], false, "{answer}");
     assert_eq!(answer["text"], "Echo: hello");
+
+    // A slow allowed call: its answer comes later than the proxy waits to coalesce it, with the
+    // server's own progress on the way, all relayed.
+    client.call(
+        "slow",
+        "trigger-long-running-operation",
+        json!({"duration": 0.3, "steps": 3}),
+    );
+    let progress = client.expect("the server's progress on the slow call", |e| {
+        e["tag"] == "slow" && e["event"] == "progress"
+    });
+    assert_eq!(progress["progress"].as_f64(), Some(1.0), "{progress}");
+    let answer = client.outcome("slow");
+    assert_eq!(answer["is_error"], false, "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Long running operation completed"),
+        "{answer}"
+    );
 
     // Denied by the policy: the model reads who refused and why.
     client.call("denied", "get-env", json!({}));

@@ -521,10 +521,12 @@ async fn relay(answer: hyper::Response<Incoming>, post: bool) -> Response {
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let body = if streaming {
         let mut upstream = Runs::new(answer.into_body());
+        // Only `chunk` is given up at the deadline: a run under way is never cut short.
         let first = if post {
-            tokio::time::timeout(FIRST_EVENT_WAIT, upstream.next())
-                .await
-                .ok()
+            match tokio::time::timeout(FIRST_EVENT_WAIT, upstream.chunk()).await {
+                Ok(chunk) => Some(upstream.run_from(chunk).await),
+                Err(_) => None,
+            }
         } else {
             None
         };
@@ -574,21 +576,33 @@ impl Runs {
 
     /// The next run of bytes; `None` once the body ended (or broke off, after the error).
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        let chunk = self.chunk().await;
+        self.run_from(chunk).await
+    }
+
+    /// The next chunk as it comes. Unlike `next`, it may be given up (a timeout) without losing
+    /// anything.
+    async fn chunk(&mut self) -> Option<std::io::Result<Bytes>> {
         if let Some(e) = self.broken.take() {
             return Some(Err(e));
         }
-        let answer = self.answer.as_mut()?;
-        let first = match next_chunk(answer).await {
+        next_chunk(self.answer.as_mut()?).await
+    }
+
+    /// The run that begins with `chunk`: it, and what the upstream connection already received
+    /// behind it.
+    async fn run_from(
+        &mut self,
+        chunk: Option<std::io::Result<Bytes>>,
+    ) -> Option<std::io::Result<Bytes>> {
+        let first = match chunk {
             Some(Ok(chunk)) => chunk,
-            None => {
+            ended => {
                 self.answer = None;
-                return None;
-            }
-            Some(Err(e)) => {
-                self.answer = None;
-                return Some(Err(e));
+                return ended;
             }
         };
+        let answer = self.answer.as_mut()?;
         let mut run: Option<Vec<u8>> = None;
         loop {
             // The connection task hands over what it has read when it next runs: let it.
