@@ -454,6 +454,19 @@ async fn a_batch_of_reported_events_sent_again_is_recorded_once() {
             json!({"appended": 0, "already_recorded": 2})
         )
     );
+    // An allowed call's event holds its arguments, which may be larger than other bodies.
+    let (status, body) = b
+        .post(
+            "deploy-bot",
+            "/v1/audit/events",
+            json!({"events": [{"type": "action.allowed", "explanation": "a large write", "data": {"content": "x".repeat(1024 * 1024)}}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["appended"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
     let (_, log) = b.get("sam", "/v1/audit").await;
     let firsts = log["events"]
         .as_array()

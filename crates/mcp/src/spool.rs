@@ -35,7 +35,8 @@ use tokio::sync::Notify;
 
 /// Events per call to the broker (it takes at most 1,000)…
 const BATCH: usize = 500;
-/// …and bytes (it takes bodies of at most 256 KiB; a larger event goes alone).
+/// …and bytes: a batch stays a short call (a larger event goes alone; the broker takes up to
+/// 16 MiB per call of reported events).
 const BATCH_BYTES: usize = 192 * 1024;
 /// How often the spool is shipped: one call to the broker (and one fsync) per interval rather
 /// than per event keeps both off the tool calls' way. A full batch is shipped at once.

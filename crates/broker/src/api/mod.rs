@@ -25,8 +25,11 @@ use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::State;
 
-/// Request bodies larger than this are refused with 413.
+/// Request bodies larger than this are refused with 413…
 pub const MAX_BODY: usize = 256 * 1024;
+/// …except batches of reported audit events: an allowed tool call's event holds its arguments,
+/// which may be large (a file written), and must reach the log all the same.
+pub const MAX_AUDIT_BODY: usize = 16 * 1024 * 1024;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -42,7 +45,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/admin/policy/reload", post(system::reload))
         .route("/v1/audit", get(audit::list))
-        .route("/v1/audit/events", post(audit::append))
+        .route(
+            "/v1/audit/events",
+            post(audit::append).layer(DefaultBodyLimit::max(MAX_AUDIT_BODY)),
+        )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/key", get(audit::key))
@@ -138,7 +144,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
-                    format!("the request body is larger than {} KiB", MAX_BODY / 1024),
+                    format!(
+                        "the request body is too large (at most {} KiB; reported audit events \
+                         at most {} MiB per call)",
+                        MAX_BODY / 1024,
+                        MAX_AUDIT_BODY / (1024 * 1024)
+                    ),
                 ))
             }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
