@@ -472,17 +472,9 @@ async fn ship_batch<S: Sink>(
     from: u64,
 ) -> Result<(Shipped, u64), SinkError> {
     let owned = path.to_owned();
-    let read = tokio::task::spawn_blocking(move || read_batch(&owned, from)).await;
-    let (lines, to) = match read {
-        Ok(Ok(batch)) => batch,
-        Ok(Err(e)) => {
-            return Err(SinkError::Retry(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(SinkError::Retry(e.to_string())),
-    };
+    let (lines, to) = off_thread(move || read_batch(&owned, from))
+        .await
+        .map_err(|e| SinkError::Retry(format!("cannot read {}: {e}", path.display())))?;
     if lines.is_empty() {
         return Ok((Shipped::default(), from));
     }
@@ -515,15 +507,31 @@ async fn ship_batch<S: Sink>(
     }
     if !unreadable.is_empty() {
         shipped.rejected += unreadable.len();
-        keep_rejected(dir, &unreadable).map_err(|e| SinkError::Retry(e.to_string()))?;
+        let dir = dir.to_owned();
+        off_thread(move || keep_rejected(&dir, &unreadable))
+            .await
+            .map_err(|e| SinkError::Retry(e.to_string()))?;
     }
-    write_cursor(path, to).map_err(|e| {
-        SinkError::Retry(format!(
-            "cannot record what was shipped of {}: {e}",
-            path.display()
-        ))
-    })?;
+    let owned = path.to_owned();
+    off_thread(move || write_cursor(&owned, to))
+        .await
+        .map_err(|e| {
+            SinkError::Retry(format!(
+                "cannot record what was shipped of {}: {e}",
+                path.display()
+            ))
+        })?;
     Ok((shipped, to))
+}
+
+/// Runs file work that waits on the disk (fsync) on tokio's blocking threads: on the proxy's one
+/// runtime thread it would hold up every call being relayed.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 /// Cursor files whose segment is gone (deleted by a proxy that stopped before the cursor).
