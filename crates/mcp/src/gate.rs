@@ -188,7 +188,7 @@ impl Gate {
             }
         };
         if let Some(age) = self.stale() {
-            return Check::Refuse(format!(
+            let text = format!(
                 "Countersign did not run this call to `{}`: its broker at {} has not confirmed \
                  the policy for {}s (at most {}s are allowed), so no call can be checked; calls \
                  run again once the broker answers",
@@ -196,7 +196,11 @@ impl Gate {
                 self.client.server(),
                 age.as_secs(),
                 self.config.policy_max_age.as_secs()
-            ));
+            );
+            // Nothing ran and the broker is out of reach: the proxy's log is where operators
+            // learn why the model's calls fail.
+            tracing::warn!("{text}");
+            return Check::Refuse(text);
         }
         let local = self.local();
         let decision = local.policy.decide(&action);
@@ -224,9 +228,13 @@ impl Gate {
             explanation: &decision.explanation,
         };
         if let Err(e) = self.spool.append_serialized(&event) {
-            return Check::Refuse(format!(
-                "Countersign cannot record this call in its audit spool, so it was not run: {e}"
-            ));
+            let text = format!(
+                "Countersign cannot record this call to `{}` in its audit spool, so it was not \
+                 run: {e}",
+                call.name
+            );
+            tracing::error!("{text}");
+            return Check::Refuse(text);
         }
         match decision.outcome {
             Outcome::Allow => Check::Allow,
