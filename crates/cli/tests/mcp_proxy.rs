@@ -348,6 +348,16 @@ fn over_stdio_every_tool_call_is_checked() {
 
 /// `countersign mcp --listen` in front of `upstream`; returns it and its endpoint.
 fn http_proxy(server: &Server, upstream: &str, spool: &str) -> (Process, String) {
+    http_proxy_with(server, upstream, spool, &[])
+}
+
+/// `http_proxy` with more environment.
+fn http_proxy_with(
+    server: &Server,
+    upstream: &str,
+    spool: &str,
+    env: &[(&str, &str)],
+) -> (Process, String) {
     let port = free_port();
     let child = Command::new(BIN)
         .args([
@@ -362,12 +372,23 @@ fn http_proxy(server: &Server, upstream: &str, spool: &str) -> (Process, String)
         .env("COUNTERSIGN_SERVER", &server.url)
         .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
         .env("COUNTERSIGN_SPOOL", spool)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let process = Process(child);
     wait_for_port(port, "countersign mcp --listen");
     (process, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+/// The port of an `http://HOST:PORT/mcp` endpoint.
+fn port_of(url: &str) -> u16 {
+    url.trim_end_matches("/mcp")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -378,6 +399,102 @@ fn over_streamable_http_every_tool_call_is_checked() {
     let mut client = Driver::start(&["http", &url], &[]);
     exercise(&server, &mut client);
     client.quit();
+}
+
+/// A TLS front for a plain HTTP server, as a remote MCP server behind https looks: its
+/// certificate names `localhost` and comes from a certificate authority made for the test, whose
+/// certificate is in the returned file. Serves until the runtime is dropped.
+fn tls_front(dir: &std::path::Path, backend: u16) -> (tokio::runtime::Runtime, u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let authority_key = KeyPair::generate().unwrap();
+    let mut authority = CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(DnType::CommonName, "Countersign test authority");
+    let authority_pem = authority.self_signed(&authority_key).unwrap().pem();
+    let issuer = Issuer::new(authority, authority_key);
+    let key = KeyPair::generate().unwrap();
+    let certificate = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let ca_file = dir.join("test-authority.pem");
+    std::fs::write(&ca_file, authority_pem).unwrap();
+
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", backend))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (runtime, port, ca_file.to_string_lossy().into_owned())
+}
+
+#[test]
+fn in_front_of_an_https_server_its_certificate_is_verified() {
+    let server = start_server_with_policy("mcp-https", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_front, front_port, authority) = tls_front(&server.dir, port_of(&upstream_url));
+    let https = format!("https://localhost:{front_port}/mcp");
+
+    // Trusting the server's certificate authority (on Linux the platform verifier reads
+    // SSL_CERT_FILE), calls go through TLS to the server.
+    let spool = spool_dir(&server);
+    let env = [("SSL_CERT_FILE", authority.as_str())];
+    let (_proxy, url) = http_proxy_with(&server, &https, &spool, &env);
+    let mut client = Driver::start(&["http", &url], &[]);
+    client.call("over-tls", "echo", json!({"message": "over TLS"}));
+    let answer = client.outcome("over-tls");
+    assert_eq!(answer["text"], "Echo: over TLS", "{answer}");
+    client.quit();
+
+    // Not trusting it, nothing reaches the server, and the client is told why.
+    let untrusting_spool = server.dir.join("spool-untrusting");
+    let (_untrusting, url) =
+        http_proxy_with(&server, &https, untrusting_spool.to_str().unwrap(), &[]);
+    let (status, _, body) = http(
+        port_of(&url),
+        "POST",
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+    );
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("cannot reach the MCP server") && body.contains("certificate"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -482,13 +599,7 @@ fn over_http_sessions_streams_and_headers_pass_through() {
     let server = start_server_with_policy("mcp-http-headers", POLICY);
     let (_upstream, upstream_url) = everything_over_http();
     let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
-    let port: u16 = url
-        .trim_end_matches("/mcp")
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = port_of(&url);
     let accept = ("Accept", "application/json, text/event-stream");
     let json_body = ("Content-Type", "application/json");
     let (status, headers, _) = http(
