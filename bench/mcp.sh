@@ -35,6 +35,10 @@
 # shipped to that broker. The paths are interleaved in rounds so that a slow moment of the machine
 # falls on all of them. mcp-proxy (pinned below) is installed from PyPI into target/mcp-proxy-venv
 # on first use. Peers: scripts/install-test-peers. BENCH_KEEP=1 keeps the temporary directory.
+#
+# For work on the proxy: BENCH_TRANSPORTS=http (or stdio) runs one group only, and
+# BENCH_COMPARE=/path/to/another/countersign adds that build's `countersign mcp` to each group,
+# so that a change is measured side by side with this checkout's build in one run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +46,15 @@ cd "$ROOT"
 CALLS="${1:-4000}"
 ROUNDS="${2:-8}"
 MCP_PROXY_VERSION="0.13.0"
+case "${BENCH_TRANSPORTS:=stdio,http}" in
+    stdio | http | stdio,http | http,stdio) ;;
+    *) echo "bench/mcp.sh: BENCH_TRANSPORTS takes stdio, http or stdio,http, not '$BENCH_TRANSPORTS'" >&2; exit 2 ;;
+esac
+export BENCH_TRANSPORTS
+if [[ -n "${BENCH_COMPARE:-}" && ! -x "$BENCH_COMPARE" ]]; then
+    echo "bench/mcp.sh: BENCH_COMPARE=$BENCH_COMPARE is not an executable" >&2
+    exit 2
+fi
 
 for tool in cargo python3 node curl; do
     command -v "$tool" >/dev/null || { echo "bench/mcp.sh: $tool is needed" >&2; exit 2; }
@@ -133,6 +146,15 @@ PROXY_PORT="$(free_port)"
 "$VENV/bin/mcp-proxy" --port "$PROXY_PORT" --log-level WARNING -- "$EVERYTHING" stdio \
     >"$DIR/mcp-proxy-server.log" 2>&1 &
 PIDS+=($!)
+COMPARE="${BENCH_COMPARE:-}"
+COMPARE_PORT=0
+if [[ -n "$COMPARE" ]]; then
+    COMPARE_PORT="$(free_port)"
+    COUNTERSIGN_SPOOL="$DIR/spool-compare" "$COMPARE" mcp --name everything \
+        --listen "127.0.0.1:$COMPARE_PORT" --upstream "http://127.0.0.1:$UPSTREAM_PORT/mcp" \
+        >"$DIR/countersign-compare-http.log" 2>&1 &
+    PIDS+=($!)
+fi
 RELAY_PORT="$(free_port)"
 "$RELAY" "127.0.0.1:$RELAY_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$DIR/bare-relay.log" 2>&1 &
 PIDS+=($!)
@@ -140,13 +162,14 @@ wait_for "$UPSTREAM_PORT" "server-everything (streamable HTTP)"
 wait_for "$COUNTERSIGN_PORT" "countersign mcp --listen"
 wait_for "$PROXY_PORT" "mcp-proxy"
 wait_for "$RELAY_PORT" "the bare TCP relay"
+[[ -z "$COMPARE" ]] || wait_for "$COMPARE_PORT" "the compared countersign mcp --listen"
 
-TARGETS="$(python3 - "$BIN" "$EVERYTHING" "$VENV/bin/mcp-proxy" "$UPSTREAM_PORT" "$COUNTERSIGN_PORT" "$PROXY_PORT" "$RELAY" "$RELAY_PORT" <<'EOF'
+TARGETS="$(python3 - "$BIN" "$EVERYTHING" "$VENV/bin/mcp-proxy" "$UPSTREAM_PORT" "$COUNTERSIGN_PORT" "$PROXY_PORT" "$RELAY" "$RELAY_PORT" "$COMPARE" "$COMPARE_PORT" "$DIR" <<'EOF'
 import json, os, sys
-bin, everything, proxy, upstream, countersign, mcp_proxy, relay, relay_port = sys.argv[1:]
+bin, everything, proxy, upstream, countersign, mcp_proxy, relay, relay_port, compare, compare_port, tmp = sys.argv[1:]
 env = {k: os.environ[k] for k in ("COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN", "COUNTERSIGN_SPOOL", "PATH", "HOME")}
 up = f"http://127.0.0.1:{upstream}/mcp"
-print(json.dumps([
+targets = [
     {"group": "stdio", "label": "direct", "direct": True, "mode": "stdio", "command": [everything, "stdio"]},
     {"group": "stdio", "label": "countersign mcp", "mode": "stdio", "env": env,
      "command": [bin, "mcp", "--name", "everything", "--", everything, "stdio"]},
@@ -158,7 +181,15 @@ print(json.dumps([
     {"group": "http", "label": "bare TCP relay (copies bytes only)", "mode": "http", "url": f"http://127.0.0.1:{relay_port}/mcp"},
     {"group": "http", "label": "mcp-proxy (stdio in front)", "mode": "stdio", "env": {"PATH": os.environ["PATH"]},
      "command": [proxy, "--transport", "streamablehttp", "--log-level", "WARNING", up]},
-]))
+]
+if compare:
+    targets.insert(2, {"group": "stdio", "label": "countersign mcp (compared build)", "mode": "stdio",
+                       "env": {**env, "COUNTERSIGN_SPOOL": f"{tmp}/spool-compare-stdio"},
+                       "command": [compare, "mcp", "--name", "everything", "--", everything, "stdio"]})
+    targets.insert(-2, {"group": "http", "label": "countersign --listen (compared)", "mode": "http",
+                        "url": f"http://127.0.0.1:{compare_port}/mcp"})
+wanted = os.environ["BENCH_TRANSPORTS"].split(",")
+print(json.dumps([t for t in targets if t["group"] in wanted]))
 EOF
 )"
 
