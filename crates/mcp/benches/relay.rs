@@ -17,50 +17,16 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_client::Client;
-use countersign_mcp::gate::{Check, Gate, GateConfig};
+use countersign_mcp::gate::Check;
 use countersign_mcp::message::{self, Inbound};
-use countersign_mcp::spool::Spool;
 use countersign_mcp::stdio::Relay;
-use countersign_model::{Chain, PrincipalKind};
-use countersign_policy::Policy;
 use criterion::Criterion;
 
-const POLICY: &str = r#"
-version = 1
-default = "deny"
-
-[[rules]]
-id = "echo"
-decision = "allow"
-reason = "Echoing changes nothing"
-match.kind = "mcp.tool_call"
-match.resource = "mcp:everything/echo"
-"#;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const LINE: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"message":"ping"},"_meta":{"progressToken":42}}}
 "#;
-
-fn gate(dir: &std::path::Path) -> Gate {
-    Gate::offline(
-        GateConfig {
-            server: "everything".into(),
-            labels: Default::default(),
-            policy_refresh: Duration::from_secs(5),
-            policy_max_age: Duration::from_secs(3600),
-        },
-        Chain {
-            id: "deploy-bot".into(),
-            kind: PrincipalKind::Agent,
-            on_behalf_of: vec!["alice".into()],
-            started_by: None,
-        },
-        Policy::parse(POLICY).unwrap(),
-        Client::new("http://127.0.0.1:9", "unused").unwrap(),
-        Arc::new(Spool::open(dir).unwrap()),
-    )
-    .unwrap()
-}
 
 fn main() {
     let dir = std::env::temp_dir().join(format!("countersign-relay-bench-{}", std::process::id()));
@@ -72,7 +38,10 @@ fn main() {
         b.iter(|| black_box(message::classify(black_box(LINE))));
     });
 
-    let gate = Arc::new(gate(&dir.join("check")));
+    let gate = Arc::new(support::echo_gate(
+        &dir.join("check"),
+        Duration::from_secs(3600),
+    ));
     let Inbound::ToolCall(call) = message::classify(LINE) else {
         panic!("the bench line is not a tools/call");
     };
@@ -84,7 +53,10 @@ fn main() {
         .build()
         .unwrap();
     let relay = Relay::new(
-        Arc::new(self::gate(&dir.join("relay"))),
+        Arc::new(support::echo_gate(
+            &dir.join("relay"),
+            Duration::from_secs(3600),
+        )),
         Box::new(std::io::sink()),
         Box::new(std::io::sink()),
         runtime.handle().clone(),

@@ -6,13 +6,11 @@ use std::io::{Cursor, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use countersign_client::Client;
 use countersign_mcp::framing::LineReader;
 use countersign_mcp::stdio::{Ended, Relay};
-use countersign_mcp::{Gate, GateConfig, Spool};
-use countersign_model::{Chain, PrincipalKind};
-use countersign_policy::Policy;
 use serde_json::Value;
+
+mod support;
 
 #[test]
 fn lines_are_read_whole_with_their_newline() {
@@ -61,41 +59,12 @@ impl Shared {
     }
 }
 
-const POLICY: &str = r#"
-version = 1
-default = "deny"
-
-[[rules]]
-id = "echo"
-decision = "allow"
-reason = "Echoing changes nothing"
-match.kind = "mcp.tool_call"
-match.resource = "mcp:everything/echo"
-"#;
-
 fn relay(dir: &std::path::Path) -> (Arc<Relay>, Shared, Shared) {
     relay_with(dir, Duration::from_secs(3600))
 }
 
 fn relay_with(dir: &std::path::Path, policy_max_age: Duration) -> (Arc<Relay>, Shared, Shared) {
-    let gate = Gate::offline(
-        GateConfig {
-            server: "everything".into(),
-            labels: Default::default(),
-            policy_refresh: Duration::from_secs(5),
-            policy_max_age,
-        },
-        Chain {
-            id: "deploy-bot".into(),
-            kind: PrincipalKind::Agent,
-            on_behalf_of: vec!["alice".into()],
-            started_by: None,
-        },
-        Policy::parse(POLICY).unwrap(),
-        Client::new("http://127.0.0.1:9", "unused").unwrap(),
-        Arc::new(Spool::open(dir).unwrap()),
-    )
-    .unwrap();
+    let gate = support::echo_gate(dir, policy_max_age);
     let (server, client) = (Shared::default(), Shared::default());
     let relay = Relay::new(
         Arc::new(gate),
