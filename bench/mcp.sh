@@ -10,17 +10,21 @@
 # What it measures: the round trip of `echo` (server-everything's trivial tool), as the official
 # MCP Python SDK client sees it (tests/peers/python/.venv, the same client for every path), from
 # call_tool to the parsed result; p50, p99 and sequential calls/s, and the p50 added over calling
-# the server directly. Eight paths:
+# the server directly. Ten paths:
 #
 #   stdio  direct                       client → server-everything (stdio)
+#   stdio  direct, again                the same as direct, in a session of its own
 #   stdio  countersign mcp              client → countersign mcp (stdio) → server-everything (stdio)
 #   stdio  bare relay                   client → a relay that only copies bytes → server-everything
 #   stdio  mcp-proxy                    client → mcp-proxy (HTTP server mode) → server-everything (stdio)
 #   http   direct                       client → server-everything (streamable HTTP)
+#   http   direct, again                the same as direct, in a session of its own
 #   http   countersign mcp --listen     client → countersign mcp (HTTP) → server-everything (HTTP)
 #   http   bare TCP relay               client → a relay that only copies bytes → server-everything
 #   http   mcp-proxy                    client → mcp-proxy (stdio client mode) → server-everything (HTTP)
 #
+# "direct, again" adds nothing by construction: what it shows as added is how far the figure moves
+# by itself in that run (the server's sessions, the machine), the margin to read the others by.
 # The bare relays (crates/mcp/examples/bare_relay.rs) look at nothing: they show what any process
 # in between costs on this machine (the extra pipe or socket hops and wake-ups), so that what
 # Countersign adds on top of that can be told apart. The MCP Python SDK opens a new connection
@@ -171,19 +175,21 @@ env = {k: os.environ[k] for k in ("COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN", "CO
 up = f"http://127.0.0.1:{upstream}/mcp"
 targets = [
     {"group": "stdio", "label": "direct", "direct": True, "mode": "stdio", "command": [everything, "stdio"]},
+    {"group": "stdio", "label": "direct, again", "mode": "stdio", "command": [everything, "stdio"]},
     {"group": "stdio", "label": "countersign mcp", "mode": "stdio", "env": env,
      "command": [bin, "mcp", "--name", "everything", "--", everything, "stdio"]},
     {"group": "stdio", "label": "bare relay (copies bytes only)", "mode": "stdio",
      "command": [relay, "--", everything, "stdio"]},
     {"group": "stdio", "label": "mcp-proxy (HTTP in front)", "mode": "http", "url": f"http://127.0.0.1:{mcp_proxy}/mcp"},
     {"group": "http", "label": "direct", "direct": True, "mode": "http", "url": up},
+    {"group": "http", "label": "direct, again", "mode": "http", "url": up},
     {"group": "http", "label": "countersign mcp --listen", "mode": "http", "url": f"http://127.0.0.1:{countersign}/mcp"},
     {"group": "http", "label": "bare TCP relay (copies bytes only)", "mode": "http", "url": f"http://127.0.0.1:{relay_port}/mcp"},
     {"group": "http", "label": "mcp-proxy (stdio in front)", "mode": "stdio", "env": {"PATH": os.environ["PATH"]},
      "command": [proxy, "--transport", "streamablehttp", "--log-level", "WARNING", up]},
 ]
 if compare:
-    targets.insert(2, {"group": "stdio", "label": "countersign mcp (compared build)", "mode": "stdio",
+    targets.insert(3, {"group": "stdio", "label": "countersign mcp (compared build)", "mode": "stdio",
                        "env": {**env, "COUNTERSIGN_SPOOL": f"{tmp}/spool-compare-stdio"},
                        "command": [compare, "mcp", "--name", "everything", "--", everything, "stdio"]})
     targets.insert(-2, {"group": "http", "label": "countersign --listen (compared)", "mode": "http",
