@@ -8,7 +8,7 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use harness::{pg_dump, start, start_with};
+use harness::{error_message, pg_dump, start, start_with};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -76,13 +76,7 @@ async fn a_gated_action_needs_two_eligible_humans_outside_the_chain() {
         let (status, body) = b.post(who, &reviews, json!({"verdict": "approve"})).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
         assert_eq!(body["error"]["code"], code);
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(message),
-            "{body}"
-        );
+        assert!(error_message(&body).starts_with(message), "{body}");
     }
 
     let (status, body) = b
@@ -345,10 +339,7 @@ async fn bad_credentials_and_malformed_input_are_refused_with_the_reason() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown field `colour`"),
+        error_message(&body).contains("unknown field `colour`"),
         "{body}"
     );
     let (status, body) = b
@@ -359,12 +350,7 @@ async fn bad_credentials_and_malformed_input_are_refused_with_the_reason() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("action kind 'Shell' is not a dotted name")
-    );
+    assert!(error_message(&body).contains("action kind 'Shell' is not a dotted name"));
     let (status, body) = b.get("sam", "/v1/requests/r_nope").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -419,12 +405,7 @@ async fn agents_cannot_touch_the_policy_or_read_the_audit_log() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("type 'policy.reloaded' cannot be reported")
-    );
+    assert!(error_message(&body).contains("type 'policy.reloaded' cannot be reported"));
     let (status, body) = b
         .post("deploy-bot", "/v1/audit/events", json!({"events": [{"type": "action.allowed", "explanation": "local decision", "data": {"tool": "read_file"}}]}))
         .await;
@@ -480,10 +461,7 @@ async fn a_batch_of_reported_events_sent_again_is_recorded_once() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("events[0]: data.event_id must be a string"),
+        error_message(&body).contains("events[0]: data.event_id must be a string"),
         "{body}"
     );
 }
@@ -496,10 +474,7 @@ async fn a_broken_policy_is_refused_and_the_old_one_stays_in_force() {
     let (status, body) = b.post("sam", "/v1/admin/policy/reload", json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown decision 'maybe'"),
+        error_message(&body).contains("unknown decision 'maybe'"),
         "{body}"
     );
     assert_eq!(b.broker.policy_hash(), before);

@@ -16,7 +16,7 @@ use countersign_model::{Digest, RequestId, Timestamp};
 use countersign_store::{
     Consumed, PostedMessage, RequestFilter, Store, StoreError, Transition, Updated,
 };
-use harness::{EXAMPLE_POLICY, pg_dump, start_with};
+use harness::{EXAMPLE_POLICY, error_message, pg_dump, start_with};
 use serde_json::json;
 
 /// A store whose writes fail while `broken` is set, as a full disk or a lost database would.
@@ -183,10 +183,7 @@ async fn when_the_store_cannot_commit_nothing_is_allowed_and_nothing_is_granted(
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
         assert_eq!(body["error"]["code"], "unavailable");
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("no action may run"),
+            error_message(&body).contains("no action may run"),
             "{what}: {body}"
         );
     }

@@ -166,6 +166,13 @@ impl TestBroker {
     }
 }
 
+/// The human-readable message of an error answer (`{"error": {"code", "message"}}`).
+pub fn error_message(body: &Value) -> &str {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error answer: {body}"))
+}
+
 /// The example policy's database dump: needs a DBA and an SRE.
 pub fn pg_dump() -> Value {
     serde_json::json!({
