@@ -27,9 +27,11 @@
 # by itself in that run (the server's sessions, the machine), the margin to read the others by.
 # The bare relays (crates/mcp/examples/bare_relay.rs) look at nothing: they show what any process
 # in between costs on this machine (the extra pipe or socket hops and wake-ups), so that what
-# Countersign adds on top of that can be told apart. The MCP Python SDK opens a new connection
-# for every call over HTTP (it stops reading each answer's stream at the answer), so each HTTP
-# call through any relay pays for an accepted connection too.
+# Countersign adds on top of that can be told apart. Over HTTP, server-everything answers each
+# call with an SSE stream, which the MCP Python SDK stops reading at the answer: it opens a new
+# connection for every call, directly and through the bare relay. Countersign hands such an
+# answer to the client as JSON (docs/mcp.md, "The transports"), so the SDK keeps its connection
+# through it; BENCH_COMPARE with an older build shows the difference.
 #
 # mcp-proxy cannot relay stdio to stdio or HTTP to HTTP: in each group it stands in front of the
 # same upstream with the other transport on the client's side, which is how it is used.

@@ -584,14 +584,19 @@ fn http(
         };
         answer_headers.push((name.to_ascii_lowercase(), value.to_owned()));
     }
-    let streaming = answer_headers
-        .iter()
-        .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream"));
+    let streaming = content_type(&answer_headers).starts_with("text/event-stream");
     let mut body = String::new();
     if !streaming {
         let _ = reader.read_to_string(&mut body);
     }
     (status, answer_headers, body)
+}
+
+fn content_type(headers: &[(String, String)]) -> &str {
+    headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .map_or("", |(_, value)| value.as_str())
 }
 
 #[test]
@@ -628,15 +633,38 @@ fn over_http_sessions_streams_and_headers_pass_through() {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     assert_eq!(status, 202);
+    // An answer stream that holds only the response comes back as that response, in JSON
+    // (which the client accepts): the client can read it to its end and keep the connection.
+    let (status, headers, body) = http(
+        port,
+        "POST",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"plain"}}}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(content_type(&headers), "application/json");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["id"], 4);
+    assert_eq!(answer["result"]["content"][0]["text"], "Echo: plain");
+    // One that carries progress before the response stays a stream.
+    let (status, headers, _) = http(
+        port,
+        "POST",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":0,"steps":1},"_meta":{"progressToken":"p"}}}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        content_type(&headers).starts_with("text/event-stream"),
+        "{headers:?}"
+    );
     // The server's GET stream, resumed from an event id: relayed as an open event stream.
     let mut get = with_session.to_vec();
     get.push(("Last-Event-ID", "no-such-event"));
     let (status, headers, _) = http(port, "GET", &get, "");
     assert_eq!(status, 200);
     assert!(
-        headers
-            .iter()
-            .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream")),
+        content_type(&headers).starts_with("text/event-stream"),
         "{headers:?}"
     );
     // A denied call is answered by Countersign in the session; DELETE ends the session upstream.

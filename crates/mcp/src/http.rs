@@ -2,8 +2,10 @@
 //! client expects the server and mirrors the upstream server. Every request goes upstream with its
 //! headers (`Authorization`, `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`…) and its
 //! answer comes back as it is, status, headers and body (JSON or an SSE stream, relayed as it
-//! arrives). Only POSTs to the MCP endpoint are looked into: a `tools/call` is gated, and a
-//! `notifications/cancelled` for a held call withdraws it.
+//! arrives), with one exception: an SSE answer to a POST that turns out to hold nothing but the
+//! response comes back as that response in JSON (see `relay`). Only POSTs to the MCP endpoint
+//! are looked into: a `tools/call` is gated, and a `notifications/cancelled` for a held call
+//! withdraws it.
 //!
 //! A held call is answered with an SSE stream of Countersign's own: progress notifications (or
 //! comments) while reviewers decide, then the upstream's answer relayed into it once the call has
@@ -233,9 +235,9 @@ impl Proxy {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Response {
-        let post = method == Method::POST;
+        let asked = Asked::of(&method, headers, &body);
         match self.upstream.send(method, uri, headers, body).await {
-            Ok(answer) => relay(answer, post).await,
+            Ok(answer) => relay(answer, asked).await,
             Err(e) => plain(
                 StatusCode::BAD_GATEWAY,
                 &format!(
@@ -500,6 +502,46 @@ impl HeldCall {
     }
 }
 
+/// What the client asked with, as far as relaying the answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// Anything but a POST (a GET's stream of server messages, a DELETE).
+    Other,
+    /// A POST.
+    Post,
+    /// A POST of one message by a client that takes a JSON answer too (as every MCP client must).
+    PostTakingJson,
+}
+
+impl Asked {
+    fn of(method: &Method, headers: &HeaderMap, body: &[u8]) -> Self {
+        if method != Method::POST {
+            return Asked::Other;
+        }
+        let batch = body.trim_ascii_start().starts_with(b"[");
+        if !batch && takes_json(headers) {
+            Asked::PostTakingJson
+        } else {
+            Asked::Post
+        }
+    }
+}
+
+/// Whether the `Accept` header lets the answer be `application/json`.
+fn takes_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|range| range.split(';').next().unwrap_or("").trim())
+        .any(|range| {
+            range.eq_ignore_ascii_case("application/json")
+                || range.eq_ignore_ascii_case("application/*")
+                || range == "*/*"
+        })
+}
+
 /// Relays an upstream answer: JSON whole, anything else (SSE) as it arrives.
 ///
 /// An SSE answer to a POST usually holds one event and ends right after it. Its head waits for
@@ -507,29 +549,43 @@ impl HeldCall {
 /// for the client), and every write to the client takes along what the upstream connection has
 /// already received: a short answer leaves in one write instead of three, which costs the client
 /// and the proxy a wake-up and a system call each.
-async fn relay(answer: hyper::Response<Incoming>, post: bool) -> Response {
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response = response.header(name, value);
-        }
-    }
-    let streaming = answer
-        .headers()
+///
+/// When that first run is the whole stream and it carries nothing but the response, the client
+/// gets the response as `application/json`, which the protocol lets a server answer any POST
+/// with: the same message, without a stream around it. It matters to clients that stop reading a
+/// stream at the response, as the official SDKs do: they must then close the connection, while a
+/// JSON answer is read to its end and the connection serves the next call.
+async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
+    let (head, body) = answer.into_parts();
+    let streaming = head
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let body = if streaming {
-        let mut upstream = Runs::new(answer.into_body());
+        let mut upstream = Runs::new(body);
         // Only `chunk` is given up at the deadline: a run under way is never cut short.
-        let first = if post {
+        let first = if asked == Asked::Other {
+            None
+        } else {
             match tokio::time::timeout(FIRST_EVENT_WAIT, upstream.chunk()).await {
                 Ok(chunk) => Some(upstream.run_from(chunk).await),
                 Err(_) => None,
             }
-        } else {
-            None
         };
+        if let Some(Some(Ok(run))) = &first
+            && asked == Asked::PostTakingJson
+            && upstream.ended()
+            && let Some(response) = sse::sole_message(run)
+            && message::is_response(response.as_bytes())
+        {
+            let mut answer = with_head(&head, Body::from(response));
+            answer.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return answer;
+        }
         let chunks =
             futures_util::stream::unfold((upstream, first), |(mut upstream, first)| async move {
                 let next = match first {
@@ -540,7 +596,7 @@ async fn relay(answer: hyper::Response<Incoming>, post: bool) -> Response {
             });
         Body::from_stream(chunks)
     } else {
-        match http_body_util::BodyExt::collect(answer.into_body()).await {
+        match http_body_util::BodyExt::collect(body).await {
             Ok(collected) => Body::from(collected.to_bytes()),
             Err(e) => {
                 return plain(
@@ -550,6 +606,17 @@ async fn relay(answer: hyper::Response<Incoming>, post: bool) -> Response {
             }
         }
     };
+    with_head(&head, body)
+}
+
+/// The client's answer: the upstream's status and headers (but those of its connection), `body`.
+fn with_head(head: &hyper::http::response::Parts, body: Body) -> Response {
+    let mut response = Response::builder().status(head.status);
+    for (name, value) in &head.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
     response
         .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
@@ -572,6 +639,11 @@ impl Runs {
             answer: Some(answer),
             broken: None,
         }
+    }
+
+    /// Whether the body has ended, all of it taken (and not broken off).
+    fn ended(&self) -> bool {
+        self.answer.is_none() && self.broken.is_none()
     }
 
     /// The next run of bytes; `None` once the body ended (or broke off, after the error).

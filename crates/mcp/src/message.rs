@@ -330,6 +330,28 @@ pub fn answers(bytes: &[u8]) -> Vec<(RpcId, Answer)> {
         .collect()
 }
 
+/// Whether a server's message is one response (a result or an error), not a request, a
+/// notification or a batch. Read shallowly: nothing inside the result is parsed.
+pub fn is_response(bytes: &[u8]) -> bool {
+    /// Which members the message has, whatever their values (`"id": null` included).
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default, deserialize_with = "present")]
+        method: bool,
+        #[serde(default, deserialize_with = "present")]
+        id: bool,
+        #[serde(default, deserialize_with = "present")]
+        result: bool,
+        #[serde(default, deserialize_with = "present")]
+        error: bool,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+        serde::de::IgnoredAny::deserialize(value).map(|_| true)
+    }
+    serde_json::from_slice::<Probe>(bytes)
+        .is_ok_and(|probe| !probe.method && probe.id && probe.result != probe.error)
+}
+
 /// A tool result with `isError: true` and one text: how the model learns a call did not run.
 pub fn tool_error(id: &RpcId, text: &str) -> Vec<u8> {
     line(&json!({

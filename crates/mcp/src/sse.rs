@@ -11,6 +11,8 @@ pub struct Event {
     /// priming event.
     pub data: String,
     pub id: Option<String>,
+    /// Its `event:` type; `None` means `message`.
+    pub kind: Option<String>,
 }
 
 /// Splits a byte stream into events as chunks arrive.
@@ -56,6 +58,7 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 fn parse_event(raw: &[u8]) -> Event {
     let mut data: Vec<&str> = Vec::new();
     let mut id = None;
+    let mut kind = None;
     for line in raw.split(|&b| b == b'\n').map(trim_eol) {
         let Ok(line) = std::str::from_utf8(line) else {
             continue;
@@ -67,6 +70,7 @@ fn parse_event(raw: &[u8]) -> Event {
         match field {
             "data" => data.push(value),
             "id" => id = Some(value.to_owned()),
+            "event" => kind = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -74,7 +78,23 @@ fn parse_event(raw: &[u8]) -> Event {
         raw: raw.to_vec(),
         data: data.join("\n"),
         id,
+        kind,
     }
+}
+
+/// The data of the one message a whole stream carries: `None` when it carries none, several, an
+/// event of another type than `message`, or ends inside an event. Comments and priming events
+/// (no data) are passed over: they matter only to a client that resumes the stream.
+pub fn sole_message(stream: &[u8]) -> Option<String> {
+    let mut parser = Parser::default();
+    let mut messages = parser
+        .push(stream)
+        .into_iter()
+        .filter(|event| !event.data.is_empty());
+    let message = messages.next()?;
+    let alone = messages.next().is_none() && parser.rest().trim_ascii().is_empty();
+    let typed = message.kind.as_deref().is_none_or(|kind| kind == "message");
+    (alone && typed).then_some(message.data)
 }
 
 /// A `message` event carrying one JSON-RPC message (any newlines in it become data lines).

@@ -173,6 +173,29 @@ fn a_servers_answers_are_read_by_id() {
 }
 
 #[test]
+fn a_response_is_told_from_requests_notifications_and_batches() {
+    for response in [
+        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+        r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32602,"message":"bad"}}"#,
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#,
+    ] {
+        assert!(message::is_response(response.as_bytes()), "{response}");
+    }
+    for other in [
+        r#"{"jsonrpc":"2.0","id":4,"method":"sampling/createMessage","params":{}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+        r#"{"jsonrpc":"2.0","result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"both"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#,
+        "not json",
+    ] {
+        assert!(!message::is_response(other.as_bytes()), "{other}");
+    }
+}
+
+#[test]
 fn replies_are_one_line_of_json_rpc() {
     let call = tool_call(r#"{"id":"q","method":"tools/call","params":{"name":"x"}}"#);
     let reply = message::tool_error(&call.id, "denied\nby rule");
