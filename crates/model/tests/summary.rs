@@ -1,0 +1,63 @@
+//! A reviewer's summary of an action is chosen by its kind, never by the keys its details hold.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
+use countersign_model::{Action, Chain, PrincipalKind, Summary, summary};
+use serde_json::{Value, json};
+
+fn action(kind: &str, details: Value) -> Action {
+    Action {
+        kind: kind.into(),
+        resource: "mcp:fs/run".into(),
+        labels: Default::default(),
+        details,
+        principal: Chain {
+            id: "deploy-bot".into(),
+            kind: PrincipalKind::Agent,
+            on_behalf_of: vec![],
+            started_by: None,
+        },
+        justification: None,
+    }
+}
+
+#[test]
+fn only_shell_exec_is_its_command_line_and_only_sql_statement_its_sql() {
+    let shell = action(
+        "shell.exec",
+        json!({"argv": ["pg_dump", "customers"], "cwd": "/"}),
+    );
+    assert_eq!(
+        summary(&shell),
+        Summary::Command(vec!["pg_dump", "customers"])
+    );
+    assert_eq!(summary(&shell).line(), "pg_dump customers");
+
+    let sql = action(
+        "sql.statement",
+        json!({"sql": "DELETE FROM customers", "argv": ["ls"]}),
+    );
+    assert_eq!(summary(&sql), Summary::Sql("DELETE FROM customers"));
+}
+
+#[test]
+fn a_tool_call_with_an_argv_or_sql_argument_shows_every_argument() {
+    let details =
+        json!({"argv": ["ls"], "sql": "select 1", "path": "/etc/shadow", "mode": "delete"});
+    let call = action("mcp.tool_call", details.clone());
+    assert_eq!(summary(&call), Summary::Details(&details));
+    assert_eq!(
+        summary(&call).line(),
+        r#"{"argv":["ls"],"mode":"delete","path":"/etc/shadow","sql":"select 1"}"#
+    );
+}
+
+#[test]
+fn a_known_kind_without_its_shape_shows_every_detail() {
+    let details = json!({"argv": "rm -rf /", "other": 1});
+    let shell = action("shell.exec", details.clone());
+    assert_eq!(summary(&shell), Summary::Details(&details));
+    let details = json!({"query": "DROP TABLE t"});
+    let sql = action("sql.statement", details.clone());
+    assert_eq!(summary(&sql), Summary::Details(&details));
+}
