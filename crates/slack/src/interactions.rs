@@ -217,16 +217,36 @@ async fn apply(shared: Arc<Shared>, click: Click) {
         )
         .await;
     if let Err(error) = result {
-        tell(
-            &shared,
-            &click,
-            &format!(
-                "Your review of request {} was refused: {}",
-                click.request, error.message
-            ),
-        )
-        .await;
+        let mut text = format!(
+            "Your review of request {} was refused: {}.",
+            click.request,
+            error.message.trim_end_matches('.')
+        );
+        if let Some(why) = own_request(&shared, click.request, &principal.id).await {
+            text.push(' ');
+            text.push_str(&why);
+        }
+        tell(&shared, &click, &text).await;
     }
+}
+
+/// Why a reviewer in the request's own chain sees buttons they cannot use, in words: the message
+/// is the same for everyone in the channel, so the buttons stay for the other approvers.
+async fn own_request(shared: &Shared, id: RequestId, reviewer: &str) -> Option<String> {
+    let request = shared.broker.store().get_request(id).await.ok()??;
+    let chain = &request.action.principal;
+    let relation = if chain.id == reviewer {
+        "you asked for it yourself".to_owned()
+    } else if chain.on_behalf_of.iter().any(|h| h == reviewer) {
+        format!("{} acts for you", chain.id)
+    } else if chain.started_by.as_deref() == Some(reviewer) {
+        format!("you started {}", chain.id)
+    } else {
+        return None;
+    };
+    Some(format!(
+        "You cannot approve or deny this request: {relation}, and nobody reviews their own agent's request. The buttons are for the other approvers (everyone in the channel sees the same message); your click was recorded as refused and changes nothing."
+    ))
 }
 
 /// An ephemeral message: only the reviewer sees it.

@@ -1,17 +1,18 @@
 //! The Block Kit message for a request. Pure: the request, the rules' reasons and the outcome in,
 //! JSON out.
 //!
-//! Everything the agent controls (the action, resource, labels, justification) and everything
-//! reviewers wrote (comments) is shown only where Slack parses nothing: `rich_text` elements and
-//! `plain_text` objects, with `&`, `<` and `>` escaped as Slack asks and control characters made
-//! visible. `mrkdwn` carries only text Countersign writes itself (principal ids, rule ids, times,
-//! the link), escaped too. So no agent can mention `@channel`, add a link, or make its words look
-//! like the message's own fields.
+//! Everything the agent controls (the action, resource, labels, justification, the chain it
+//! names: who it acts for and what started it) and everything reviewers wrote (comments) is shown
+//! only where Slack parses nothing: `rich_text` elements and `plain_text` objects (with emoji
+//! shortcodes off), with `&`, `<` and `>` escaped as Slack asks and hidden characters made visible
+//! (`countersign_model::text`). `mrkdwn` carries only text Countersign or its configuration writes
+//! (reviewers' ids, rule ids and reasons, times, the link), escaped too. So no agent can mention
+//! `@channel`, add a link or an emoji, format text, or make its words look like the message's own
+//! fields.
 
 use countersign_approval::{Request, State, Verdict};
-use countersign_model::action::shell_join;
-use countersign_model::text::{clean, truncate};
-use countersign_model::{PrincipalKind, Timestamp};
+use countersign_model::text::{clean, clean_lines, truncate};
+use countersign_model::{PrincipalKind, Summary, Timestamp, summary};
 use serde_json::{Value, json};
 
 /// The longest stretch of agent text shown in one block; Slack refuses a section over 3,000.
@@ -69,23 +70,18 @@ fn date(at: Timestamp) -> String {
     format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{at}>")
 }
 
-/// The exact action: the command line, the SQL, or the action's details as JSON.
+/// The exact action, as its kind is summed up: the command line of a `shell.exec`, the SQL of a
+/// `sql.statement`, every detail (as JSON) of anything else.
 pub fn action_text(request: &Request) -> String {
-    let action = &request.action;
-    let text = if let Some(argv) = action.argv() {
-        shell_join(argv)
-    } else if let Some(sql) = action.sql() {
-        sql.to_owned()
-    } else {
-        serde_json::to_string_pretty(&action.details).unwrap_or_default()
+    let summary = summary(&request.action);
+    let text = match summary {
+        Summary::Details(details) => {
+            serde_json::to_string_pretty(details).unwrap_or_else(|_| summary.line())
+        }
+        _ => summary.line(),
     };
-    // Newlines and tabs stay real in a code block (SQL, JSON); other controls become visible.
-    let shown: String = text
-        .split('\n')
-        .map(|line| clean(&line.replace('\t', "    ")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    truncate(&shown, MAX_TEXT)
+    // Newlines stay real in a code block (SQL, JSON); tabs become spaces; the rest is visible.
+    truncate(&clean_lines(&text.replace('\t', "    ")), MAX_TEXT)
 }
 
 fn title(request: &Request) -> String {
@@ -99,37 +95,66 @@ fn title(request: &Request) -> String {
     truncate(&format!("{state}: {}", request.action.kind), 150)
 }
 
-/// The notification text (what a phone shows); Countersign's words only.
+/// The notification text (what a phone shows, and what Slack parses as mrkdwn): Countersign's
+/// words and the requester's configured id only; the kind is the agent's, so it stays out.
 pub fn fallback_text(request: &Request) -> String {
+    let state = match request.state {
+        State::Pending => "Approval requested",
+        State::Approved { .. } => "Approved",
+        State::Denied { .. } => "Denied",
+        State::Expired { .. } => "Expired",
+        State::Cancelled { .. } => "Cancelled",
+    };
     escape(&format!(
-        "{} — {} request {} from {}",
-        title(request),
-        request.action.kind,
-        request.id,
-        request.action.principal.id
+        "{state}: request {} from {}",
+        request.id, request.action.principal.id
     ))
 }
 
-fn who_asks(request: &Request) -> String {
+/// A `rich_text` text element: literal, never parsed for formatting, mentions or emoji.
+fn literal(text: &str, bold: bool) -> Value {
+    let mut element = json!({ "type": "text", "text": text });
+    if bold {
+        element["style"] = json!({ "bold": true });
+    }
+    element
+}
+
+/// Who asks, as literal rich text: the agent names who it acts for and what started it, so
+/// those names are never mrkdwn (`:rotating_light:` or `_urgent_` stays as typed).
+fn who_asks(request: &Request) -> Value {
     let chain = &request.action.principal;
     let kind = match chain.kind {
         PrincipalKind::Agent => "agent",
         PrincipalKind::Human => "human",
     };
-    let mut text = format!("*{}* ({kind})", escape(&chain.id));
-    if !chain.on_behalf_of.is_empty() {
-        let humans: Vec<String> = chain
-            .on_behalf_of
-            .iter()
-            .map(|h| format!("*{}*", escape(h)))
-            .collect();
-        text.push_str(&format!(", acting for {}", humans.join(" and ")));
+    let name = |id: &str| literal(&truncate(&clean(id), 150), true);
+    let mut elements = vec![name(&chain.id), literal(&format!(" ({kind})"), false)];
+    for (i, human) in chain.on_behalf_of.iter().enumerate() {
+        let joint = if i == 0 { ", acting for " } else { " and " };
+        elements.push(literal(joint, false));
+        elements.push(name(human));
     }
     if let Some(started) = &chain.started_by {
-        text.push_str(&format!(", started by *{}*", escape(started)));
+        elements.push(literal(", started by ", false));
+        elements.push(name(started));
     }
-    text.push_str(" asks to run:");
-    text
+    elements.push(literal(" asks to run:", false));
+    json!({ "type": "rich_text_section", "elements": elements })
+}
+
+/// Under the buttons, which everyone in the channel shares: who cannot review, and why.
+fn chain_note(request: &Request) -> Value {
+    let members: Vec<String> = request
+        .action
+        .principal
+        .members()
+        .map(|m| truncate(&clean(m), 150))
+        .collect();
+    plain(&escape(&format!(
+        "Nobody in this request's chain ({}) can review it: the agent, the people it acts for and what started it never approve their own request, and their clicks are refused.",
+        members.join(", ")
+    )))
 }
 
 fn quorum(request: &Request) -> String {
@@ -247,13 +272,15 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
     let action = &request.action;
     let mut blocks = vec![
         json!({ "type": "header", "text": plain(&title(request)) }),
-        json!({ "type": "section", "text": mrkdwn(&who_asks(request)) }),
         json!({
             "type": "rich_text",
-            "elements": [{
-                "type": "rich_text_preformatted",
-                "elements": [{ "type": "text", "text": action_text(request) }]
-            }]
+            "elements": [
+                who_asks(request),
+                {
+                    "type": "rich_text_preformatted",
+                    "elements": [{ "type": "text", "text": action_text(request) }]
+                }
+            ]
         }),
     ];
     let mut fields = vec![mrkdwn("*Resource*"), plain(&inert(&action.resource, 1_000))];
@@ -333,6 +360,9 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
                 }
             ]
         })),
+    }
+    if request.state.is_pending() {
+        blocks.push(json!({ "type": "context", "elements": [chain_note(request)] }));
     }
     let expiry = if request.state.is_pending() {
         format!("Expires {} · ", date(request.expires_at))

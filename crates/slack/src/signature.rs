@@ -1,7 +1,7 @@
 //! Slack's request signatures (v0): `X-Slack-Signature: v0=hex(HMAC-SHA256(signing secret,
 //! "v0:{X-Slack-Request-Timestamp}:{raw body}"))`, compared in constant time, within five minutes
-//! of our clock; and a memory of signatures already accepted, so a captured request cannot be
-//! played again inside that window.
+//! of our clock; and a memory of signatures already accepted (by their MAC bytes, whatever the
+//! case of their hex), so a captured request cannot be played again inside that window.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -74,9 +74,7 @@ pub fn verify(
     if skew > WINDOW_SECS {
         return Err(SignatureError::Stale(skew));
     }
-    let tag = signature
-        .strip_prefix("v0=")
-        .and_then(countersign_model::digest::hex_decode)
+    let tag = decode(signature)
         .filter(|tag| tag.len() == 32)
         .ok_or(SignatureError::Malformed)?;
     mac(secret, timestamp, body)
@@ -84,8 +82,18 @@ pub fn verify(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// The MAC bytes of a `v0=<hex>` signature. Hex digits are read in either case, so one MAC has
+/// many spellings (`ab`, `AB`, `aB`); whatever compares signatures compares these bytes.
+fn decode(signature: &str) -> Option<Vec<u8>> {
+    signature
+        .strip_prefix("v0=")
+        .and_then(countersign_model::digest::hex_decode)
+}
+
 /// Signatures accepted in the last [`WINDOW_SECS`]: a request whose signature is here was seen.
-/// Older ones need no memory, since their timestamp is refused as stale.
+/// Older ones need no memory, since their timestamp is refused as stale. They are remembered by
+/// their MAC bytes, not their text: the same request with its hex in another case is the same
+/// request, and a replay.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     seen: Mutex<Seen>,
@@ -93,13 +101,15 @@ pub struct ReplayGuard {
 
 #[derive(Debug, Default)]
 struct Seen {
-    by_signature: HashMap<String, i64>,
-    order: VecDeque<(i64, String)>,
+    by_signature: HashMap<Vec<u8>, i64>,
+    order: VecDeque<(i64, Vec<u8>)>,
 }
 
 impl ReplayGuard {
-    /// Remembers `signature` (of a request verified at `now_secs`); refuses one seen before.
+    /// Remembers `signature` (of a request verified at `now_secs`); refuses one seen before, in
+    /// whatever spelling.
     pub fn first_time(&self, signature: &str, now_secs: i64) -> Result<(), SignatureError> {
+        let signature = decode(signature).ok_or(SignatureError::Malformed)?;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((at, _)) = seen.order.front() {
             if now_secs - at <= 2 * WINDOW_SECS {
@@ -109,11 +119,11 @@ impl ReplayGuard {
                 seen.by_signature.remove(&old);
             }
         }
-        if seen.by_signature.contains_key(signature) {
+        if seen.by_signature.contains_key(&signature) {
             return Err(SignatureError::Replayed);
         }
-        seen.by_signature.insert(signature.to_owned(), now_secs);
-        seen.order.push_back((now_secs, signature.to_owned()));
+        seen.by_signature.insert(signature.clone(), now_secs);
+        seen.order.push_back((now_secs, signature));
         Ok(())
     }
 }
@@ -199,6 +209,11 @@ mod tests {
         assert_eq!(
             guard.first_time("v0=aa", 102),
             Err(SignatureError::Replayed)
+        );
+        assert_eq!(
+            guard.first_time("v0=AA", 102),
+            Err(SignatureError::Replayed),
+            "the same MAC in upper case is the same request"
         );
         // Long after, the memory is gone, and the timestamp check refuses it instead.
         assert_eq!(guard.first_time("v0=aa", 100 + 2 * WINDOW_SECS + 1), Ok(()));

@@ -1,0 +1,191 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+//! What a Slack reviewer sees cannot be shaped by the agent, and what Slack sends cannot be
+//! played twice: replays in another spelling of the signature, summaries chosen by the action's
+//! kind, the names the agent gives kept literal, hidden characters shown, and the human an agent
+//! acts for told plainly why the buttons are not for them.
+
+mod fake_slack;
+#[path = "../../broker/tests/harness/mod.rs"]
+mod harness;
+mod world;
+
+use axum::http::StatusCode;
+use countersign_broker::now;
+use countersign_slack::signature;
+use fake_slack::SIGNING_SECRET;
+use harness::pg_dump;
+use serde_json::json;
+use world::{APPROVALS, action_shown, click, form, walk, who_asks, world};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_the_signature_in_upper_case_is_still_a_replay() {
+    let w = world().await;
+    let id = w.open(pg_dump()).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let body = form(&click(
+        "U0DANA0001",
+        "countersign_approve",
+        &id,
+        APPROVALS,
+        &ts,
+    ));
+    let fresh = (now().unix_millis() / 1000).to_string();
+    let good = signature::sign(SIGNING_SECRET.as_bytes(), &fresh, body.as_bytes());
+    assert_eq!(w.deliver(&body, &fresh, &good).await.0, StatusCode::OK);
+    w.shows(APPROVALS, &ts, "*dana* (dba) approved").await;
+
+    // The same request again, its signature's hex in upper case (or mixed): the same MAC.
+    let upper = format!("v0={}", good["v0=".len()..].to_uppercase());
+    let mixed: String = good
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .replacen("V0=", "v0=", 1);
+    for replay in [upper, mixed] {
+        assert_ne!(replay, good);
+        let (status, text) = w.deliver(&body, &fresh, &replay).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{replay}: {text}");
+        assert!(text.contains("replay"), "{text}");
+    }
+    let kinds = w.audit_kinds(&id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| k.starts_with("review.")).count(),
+        1,
+        "the replays reached no review: {kinds:?}"
+    );
+
+    // A first request signed in upper case is still Slack's, and still accepted once.
+    let body = form(&click(
+        "U0SAM00001",
+        "countersign_deny",
+        &id,
+        APPROVALS,
+        &ts,
+    ));
+    let good = signature::sign(SIGNING_SECRET.as_bytes(), &fresh, body.as_bytes());
+    let upper = format!("v0={}", good["v0=".len()..].to_uppercase());
+    assert_eq!(w.deliver(&body, &fresh, &upper).await.0, StatusCode::OK);
+    assert_eq!(
+        w.deliver(&body, &fresh, &good).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_with_an_argv_argument_shows_every_argument() {
+    let w = world().await;
+    let id = w
+        .open(json!({
+            "kind": "mcp.tool_call",
+            "resource": "mcp:github/delete_file",
+            "details": {"argv": ["ls"], "path": "README.md", "branch": "main", "sql": "select 1"},
+            "justification": "tidy up"
+        }))
+        .await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap();
+    let shown = action_shown(&message);
+    for argument in [
+        "\"argv\": [",
+        "\"ls\"",
+        "\"path\": \"README.md\"",
+        "\"branch\": \"main\"",
+        "\"sql\": \"select 1\"",
+    ] {
+        assert!(shown.contains(argument), "{argument} not shown in {shown}");
+    }
+    // The approve button's confirmation names every argument too.
+    let confirm = message["blocks"].to_string();
+    assert!(
+        confirm.contains("You approve request") && confirm.contains("README.md"),
+        "{confirm}"
+    );
+
+    // A command is still its command line, and SQL its statement.
+    let id = w.open(pg_dump()).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap();
+    assert_eq!(action_shown(&message), "pg_dump customers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_the_agent_gives_are_literal_and_hidden_characters_are_shown() {
+    let w = world().await;
+    let mut action = pg_dump();
+    action["started_by"] = json!("ci:_urgent_:rotating_light:");
+    action["resource"] = json!("db:prod/cust\u{200b}omers");
+    action["labels"]["team"] = json!("d\u{200d}ba\u{2060}");
+    action["details"]["argv"] = json!(["pg_dump", "cust\u{feff}omers"]);
+    action["justification"] = json!("line one\u{2028}:white_check_mark: line two\u{2029}\u{2066}x");
+    let id = w.open(action).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap();
+
+    assert_eq!(
+        who_asks(&message),
+        "*deploy-bot* (agent), acting for *alice*, started by *ci:_urgent_:rotating_light:* asks to run:"
+    );
+    let hidden = [
+        '\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{2066}',
+    ];
+    walk(&message["blocks"], &mut |kind, text| {
+        if kind == "mrkdwn" {
+            for agents in ["rotating_light", "_urgent_", "ci:"] {
+                assert!(!text.contains(agents), "agent text reached mrkdwn: {text}");
+            }
+        }
+        assert!(
+            !text.contains(hidden),
+            "a hidden character reached Slack: {text:?}"
+        );
+    });
+    let fallback = message["text"].as_str().unwrap();
+    assert!(!fallback.contains("rotating_light"), "{fallback}");
+    let all = message["blocks"].to_string();
+    for shown in [
+        "db:prod/cust\\\\u{200b}omers",
+        "d\\\\u{200d}ba\\\\u{2060}",
+        "pg_dump 'cust\\\\u{feff}omers'",
+        "line one\\\\u{2028}:white_check_mark: line two\\\\u{2029}\\\\u{2066}x",
+    ] {
+        assert!(all.contains(shown), "{shown} not in {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_human_the_agent_acts_for_is_told_why_the_buttons_are_not_for_them() {
+    let w = world().await;
+    let id = w.open(pg_dump()).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap().to_string();
+    assert!(
+        message.contains("Nobody in this request's chain (deploy-bot, alice) can review it"),
+        "{message}"
+    );
+
+    w.interact(&click(
+        "U0ALICE001",
+        "countersign_approve",
+        &id,
+        APPROVALS,
+        &ts,
+    ))
+    .await;
+    let told = w.told("U0ALICE001").await;
+    for words in [
+        "was refused: alice cannot review this request",
+        "You cannot approve or deny this request: deploy-bot acts for you",
+        "The buttons are for the other approvers",
+        "changes nothing",
+    ] {
+        assert!(told.contains(words), "{words:?} not in {told}");
+    }
+    assert_eq!(w.request(&id).await["reviews"], json!([]));
+}
