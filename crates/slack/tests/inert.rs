@@ -116,14 +116,10 @@ async fn a_tool_call_with_an_argv_argument_shows_every_argument() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_the_agent_gives_are_literal_and_hidden_characters_are_shown() {
+async fn names_the_agent_gives_are_literal_text_never_mrkdwn() {
     let w = world().await;
     let mut action = pg_dump();
     action["started_by"] = json!("ci:_urgent_:rotating_light:");
-    action["resource"] = json!("db:prod/cust\u{200b}omers");
-    action["labels"]["team"] = json!("d\u{200d}ba\u{2060}");
-    action["details"]["argv"] = json!(["pg_dump", "cust\u{feff}omers"]);
-    action["justification"] = json!("line one\u{2028}:white_check_mark: line two\u{2029}\u{2066}x");
     let id = w.open(action).await;
     let ts = w.posted(&id, APPROVALS).await;
     let message = w.slack.message(APPROVALS, &ts).unwrap();
@@ -132,22 +128,38 @@ async fn names_the_agent_gives_are_literal_and_hidden_characters_are_shown() {
         who_asks(&message),
         "*deploy-bot* (agent), acting for *alice*, started by *ci:_urgent_:rotating_light:* asks to run:"
     );
-    let hidden = [
-        '\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{2066}',
-    ];
     walk(&message["blocks"], &mut |kind, text| {
         if kind == "mrkdwn" {
             for agents in ["rotating_light", "_urgent_", "ci:"] {
                 assert!(!text.contains(agents), "agent text reached mrkdwn: {text}");
             }
         }
+    });
+    let fallback = message["text"].as_str().unwrap();
+    assert!(!fallback.contains("rotating_light"), "{fallback}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_width_and_separator_characters_are_shown_not_obeyed() {
+    let w = world().await;
+    let mut action = pg_dump();
+    action["resource"] = json!("db:prod/cust\u{200b}omers");
+    action["labels"]["team"] = json!("d\u{200d}ba\u{2060}");
+    action["details"]["argv"] = json!(["pg_dump", "cust\u{feff}omers"]);
+    action["justification"] = json!("line one\u{2028}:white_check_mark: line two\u{2029}\u{2066}x");
+    let id = w.open(action).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap();
+
+    let hidden = [
+        '\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{2066}',
+    ];
+    walk(&message["blocks"], &mut |_, text| {
         assert!(
             !text.contains(hidden),
             "a hidden character reached Slack: {text:?}"
         );
     });
-    let fallback = message["text"].as_str().unwrap();
-    assert!(!fallback.contains("rotating_light"), "{fallback}");
     let all = message["blocks"].to_string();
     for shown in [
         "db:prod/cust\\\\u{200b}omers",
