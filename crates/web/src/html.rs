@@ -21,27 +21,13 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Characters that change how the text around them looks without being seen themselves:
-/// direction marks, overrides and isolates, zero-width characters.
-fn is_invisible(c: char) -> bool {
-    countersign_model::text::is_bidi_control(c)
-        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
-}
-
-/// Text an agent controls (its justification, arguments, labels): escaped, and with control and
-/// invisible characters shown as `\u{…}`, so it can neither inject markup nor disguise itself.
-/// Unlike `countersign_model::text::clean`, line breaks stay: SQL and justifications keep their
-/// lines.
+/// Text an agent controls (its justification, arguments, labels, the names it gives): escaped,
+/// and with control and hidden characters (zero-width, bidirectional, line separators) shown as
+/// `\u{…}` by the same rule as in every other channel (`countersign_model::text`), so it can
+/// neither inject markup nor disguise itself. Line breaks and tabs stay: SQL and justifications
+/// keep their lines.
 pub fn untrusted(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        if (c.is_control() && c != '\n' && c != '\t') || is_invisible(c) {
-            let _ = write!(shown, "\\u{{{:04X}}}", u32::from(c));
-        } else {
-            shown.push(c);
-        }
-    }
-    escape(&shown)
+    escape(&countersign_model::text::clean_lines(text))
 }
 
 /// `2026-05-02 14:03:05 UTC`.

@@ -3,254 +3,11 @@
 //! cookies, the CSRF and Origin checks, refusals in plain words, and the escaping of everything
 //! an agent controls.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod inbox;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use countersign_broker::{Broker, Config};
-use countersign_model::{Digest, SecretKey};
-use countersign_policy::Policy;
-use countersign_store::{SqliteStore, Store};
-use countersign_web::Web;
-use http_body_util::BodyExt as _;
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
-
-const POLICY: &str = r#"
-version = 1
-default = "deny"
-
-[[rules]]
-id = "scripted-change"
-decision = "require_approval"
-reason = "Scripts that change production need a DBA's eye"
-match.kind = "shell.exec"
-match.command = "sh -c *"
-approvers = { groups = ["dba"], count = 1 }
-"#;
-
-const PRINCIPALS: [(&str, &str, &str); 3] = [
-    (
-        "deploy-bot",
-        "agent",
-        "acts_for = [\"alice\"]\nemail = \"bot@example.test\"",
-    ),
-    (
-        "alice",
-        "human",
-        "groups = [\"dba\"]\nemail = \"alice@example.test\"",
-    ),
-    (
-        "dana",
-        "human",
-        "groups = [\"dba\"]\noidc_subject = \"sub-dana\"",
-    ),
-];
-
-/// A form's fields, in order.
-type Form<'a> = &'a [(&'a str, &'a str)];
-
-fn token(id: &str) -> String {
-    format!("token-of-{id}")
-}
-
-struct Inbox {
-    router: axum::Router,
-    store: Arc<dyn Store>,
-    dir: std::path::PathBuf,
-    _broker: Broker,
-}
-
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A response, read whole.
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers[header::LOCATION].to_str().unwrap()
-    }
-
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// The `name=value` of a cookie this response sets.
-    fn cookie(&self, name: &str) -> String {
-        self.set_cookies()
-            .iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| c.split(';').next().unwrap().to_owned())
-            .unwrap_or_else(|| panic!("no {name} cookie in {:?}", self.set_cookies()))
-    }
-
-    /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("no csrf field")
-            + 19;
-        self.body[at..].split('"').next().unwrap().to_owned()
-    }
-}
-
-async fn start(public_url: &str) -> Inbox {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "countersign-web-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut config =
-        format!("data_dir = \"unused\"\npolicy = \"unused\"\npublic_url = \"{public_url}\"\n");
-    for (id, kind, extra) in PRINCIPALS {
-        config.push_str(&format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{}\"\n",
-            Digest::of(token(id).as_bytes()).hex()
-        ));
-    }
-    config.push_str(
-        "\n[web]\ntoken_sign_in = true\n[web.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"countersign\"\n",
-    );
-    let config = Config::parse(&config).unwrap();
-    let key = SecretKey::from_seed([7; 32]);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.join("countersign.db"), Some(key.clone()))
-            .await
-            .unwrap(),
-    );
-    let loader = Arc::new(|| Ok(POLICY.to_owned()));
-    let broker = Broker::start(
-        &config,
-        Policy::parse(POLICY).unwrap(),
-        loader,
-        Arc::clone(&store),
-        key,
-    )
-    .await
-    .unwrap();
-    let web = Web::new(broker.clone(), config.web.as_ref().unwrap(), |_| None).unwrap();
-    Inbox {
-        router: broker.router().merge(web.router()),
-        store,
-        dir,
-        _broker: broker,
-    }
-}
-
-impl Inbox {
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&self, uri: &str, cookie: Option<&str>) -> Answer {
-        let mut request = Request::builder().uri(uri);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    async fn post_form(
-        &self,
-        uri: &str,
-        cookie: &str,
-        origin: Option<&str>,
-        form: &[(&str, &str)],
-    ) -> Answer {
-        let body = reqwest::Url::parse_with_params("x:", form)
-            .unwrap()
-            .query()
-            .unwrap_or_default()
-            .to_owned();
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, cookie);
-        if let Some(origin) = origin {
-            request = request.header(header::ORIGIN, origin);
-        }
-        self.send(request.body(Body::from(body)).unwrap()).await
-    }
-
-    /// Signs in with `who`'s API token; returns the session cookie (`name=value`).
-    async fn sign_in(&self, who: &str) -> String {
-        let form = self.get("/sign-in?next=/inbox", None).await;
-        let answer = self
-            .post_form(
-                "/sign-in/token",
-                &form.cookie("countersign_form"),
-                Some("http://127.0.0.1:8750"),
-                &[
-                    ("token", &token(who)),
-                    ("csrf", &form.csrf()),
-                    ("next", "/inbox"),
-                ],
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
-        assert_eq!(answer.location(), "/inbox");
-        answer.cookie("countersign_session")
-    }
-
-    /// The agent asks to run `argv` with its own justification and labels; returns the request id.
-    async fn agent_asks(&self, argv: &[&str], justification: &str, labels: Value) -> String {
-        let body = json!({
-            "kind": "shell.exec", "resource": "db:prod/customers", "labels": labels,
-            "details": {"argv": argv}, "justification": justification
-        });
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/v1/actions")
-            .header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", token("deploy-bot")),
-            )
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let answer = self.send(request).await;
-        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
-        let value: Value = serde_json::from_str(&answer.body).unwrap();
-        value["request"]["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn review_events(&self, id: &str) -> Vec<String> {
-        self.store
-            .audit_for_request(id.parse().unwrap())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .filter(|k| k.starts_with("review."))
-            .collect()
-    }
-}
+use axum::http::StatusCode;
+use inbox::{Form, start, token};
+use serde_json::json;
 
 #[tokio::test]
 async fn pages_need_a_session_and_send_strangers_to_sign_in() {
@@ -543,7 +300,7 @@ async fn everything_the_agent_wrote_is_escaped_and_invisible_characters_are_show
             .contains("env=&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;")
     );
     assert!(
-        page.body.contains("safe\\u{202E}txt.exe"),
+        page.body.contains("safe\\u{202e}txt.exe"),
         "the direction override is shown, not obeyed"
     );
     assert!(
@@ -627,4 +384,126 @@ async fn history_filters_and_the_dashboard_and_audit_pages_render() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<svg class=\"chart\""));
     assert!(page.body.contains("<strong>1</strong> requests"));
+}
+
+#[tokio::test]
+async fn titles_are_chosen_by_the_kind_so_an_argv_argument_hides_no_other() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_sends(json!({
+            "kind": "mcp.tool_call", "resource": "mcp:github/delete_file",
+            "details": {"argv": ["ls"], "path": "README.md"}
+        }))
+        .await;
+    let dana = inbox.sign_in("dana").await;
+    let title = "mcp.tool_call on mcp:github/delete_file \
+                 {&quot;argv&quot;:[&quot;ls&quot;],&quot;path&quot;:&quot;README.md&quot;}";
+    let inbox_page = inbox.get("/inbox", Some(&dana)).await;
+    assert!(
+        inbox_page.body.contains(&format!(
+            "<a class=\"title\" href=\"/requests/{id}\"><code>{title}</code></a>"
+        )),
+        "{}",
+        inbox_page.body
+    );
+    let history = inbox.get("/history", Some(&dana)).await;
+    assert!(
+        history
+            .body
+            .contains(&format!("<td><code>{title}</code></td>")),
+        "{}",
+        history.body
+    );
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    assert!(
+        page.body
+            .contains(&format!("<h1><code>{title}</code></h1>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("<pre class=\"exact\">"),
+        "a tool call's argv argument is not shown as what will run: {}",
+        page.body
+    );
+
+    // A command is still titled by its command line.
+    let id = inbox
+        .agent_asks(&["sh", "-c", "echo hi"], "routine", json!({}))
+        .await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    assert!(
+        page.body
+            .contains("<h1><code>sh -c &#39;echo hi&#39;</code></h1>")
+    );
+}
+
+#[tokio::test]
+async fn line_separators_and_zero_width_characters_are_shown_as_in_every_channel() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(
+            &["sh", "-c", "echo cust\u{200b}omers"],
+            "first line\u{2028}second\u{2029}third\u{feff}",
+            json!({"team": "d\u{2060}ba"}),
+        )
+        .await;
+    let dana = inbox.sign_in("dana").await;
+    for uri in [
+        format!("/requests/{id}"),
+        "/inbox".into(),
+        "/history".into(),
+    ] {
+        let page = inbox.get(&uri, Some(&dana)).await;
+        for hidden in ['\u{200b}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{2060}'] {
+            assert!(
+                !page.body.contains(hidden),
+                "{uri} holds {hidden:?} as itself"
+            );
+        }
+    }
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    for shown in [
+        "cust\\u{200b}omers",
+        "first line\\u{2028}second\\u{2029}third\\u{feff}",
+        "team=d\\u{2060}ba",
+    ] {
+        assert!(page.body.contains(shown), "{shown} not in {}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn the_human_the_agent_acts_for_sees_why_they_cannot_review_instead_of_buttons() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let id = inbox
+        .agent_asks(&["sh", "-c", "echo hi"], "routine", json!({}))
+        .await;
+    let alice = inbox.sign_in("alice").await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&alice)).await;
+    assert!(
+        page.body.contains(
+            "You are in this request's delegation chain (deploy-bot acts for you), so you cannot approve or deny it"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"approve\"") && !page.body.contains("value=\"deny\""),
+        "no buttons that can only be refused: {}",
+        page.body
+    );
+    let list = inbox.get("/inbox", Some(&alice)).await;
+    assert!(
+        list.body
+            .contains("You cannot review this one: deploy-bot acts for you."),
+        "{}",
+        list.body
+    );
+
+    // An eligible reviewer outside the chain still has the buttons, and no such note.
+    let dana = inbox.sign_in("dana").await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    assert!(page.body.contains("value=\"approve\"") && page.body.contains("value=\"deny\""));
+    let list = inbox.get("/inbox", Some(&dana)).await;
+    assert!(!list.body.contains("You cannot review this one"));
 }

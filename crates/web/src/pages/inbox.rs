@@ -14,7 +14,7 @@ use countersign_store::RequestFilter;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{action_title, labels, quorum, who_asks};
+use super::{action_title, labels, own_request, quorum, who_asks};
 use crate::html::{Nav, escape, page as layout, state_badge, time};
 use crate::{App, PageError, Reviewer};
 
@@ -23,8 +23,15 @@ const PENDING_SHOWN: u32 = 200;
 /// How many recently decided requests it shows below them.
 const RECENT_SHOWN: u32 = 10;
 
-fn card(request: &Request, now: countersign_model::Timestamp) -> String {
+fn card(request: &Request, now: countersign_model::Timestamp, viewer: &str) -> String {
     let id = request.id.to_string();
+    let own = match own_request(&request.action, viewer) {
+        Some(relation) if request.state.is_pending() => format!(
+            "<div class=\"meta own\">You cannot review this one: {}.</div>",
+            escape(&relation)
+        ),
+        _ => String::new(),
+    };
     let left = if request.state.is_pending() {
         format!(
             "expires in {}",
@@ -38,7 +45,7 @@ fn card(request: &Request, now: countersign_model::Timestamp) -> String {
          <a class=\"title\" href=\"/requests/{id}\"><code>{title}</code></a>\
          <div class=\"meta\">{badge} <span>{who}</span> <span>on <code>{resource}</code></span> {labels}</div>\
          <div class=\"meta\"><span>rule {rules}</span> · <span class=\"quorum\">{quorum}</span> · <span>{left}</span> · <span>asked {created}</span></div>\
-         </li>",
+         {own}</li>",
         id = escape(&id),
         title = action_title(&request.action),
         badge = state_badge(request.state.name()),
@@ -53,7 +60,7 @@ fn card(request: &Request, now: countersign_model::Timestamp) -> String {
 }
 
 /// The live part of the inbox: pending requests, then the last decided.
-async fn render_lists(app: &App) -> Result<String, PageError> {
+async fn render_lists(app: &App, viewer: &str) -> Result<String, PageError> {
     let store = app.broker.store();
     let pending = store
         .list_requests(&RequestFilter {
@@ -78,7 +85,7 @@ async fn render_lists(app: &App) -> Result<String, PageError> {
     } else {
         out.push_str("<ul class=\"requests\" aria-labelledby=\"waiting\">");
         for request in &pending {
-            out.push_str(&card(request, now));
+            out.push_str(&card(request, now, viewer));
         }
         out.push_str("</ul>");
     }
@@ -93,7 +100,7 @@ async fn render_lists(app: &App) -> Result<String, PageError> {
     } else {
         out.push_str("<ul class=\"requests decided\" aria-labelledby=\"decided\">");
         for request in decided {
-            let _ = write!(out, "{}", card(request, now));
+            let _ = write!(out, "{}", card(request, now, viewer));
         }
         out.push_str("</ul>");
     }
@@ -104,7 +111,7 @@ pub async fn page(
     State(app): State<Arc<App>>,
     reviewer: Reviewer,
 ) -> Result<Html<String>, PageError> {
-    let lists = render_lists(&app).await?;
+    let lists = render_lists(&app, &reviewer.principal.id).await?;
     let body = format!(
         "<h1>Inbox</h1>\
          <p class=\"live-status\" data-live-status>Updates live as requests arrive and are decided. \
@@ -121,9 +128,9 @@ pub async fn page(
 
 pub async fn fragment(
     State(app): State<Arc<App>>,
-    _reviewer: Reviewer,
+    reviewer: Reviewer,
 ) -> Result<Html<String>, PageError> {
-    Ok(Html(render_lists(&app).await?))
+    Ok(Html(render_lists(&app, &reviewer.principal.id).await?))
 }
 
 /// Server-sent events: one `change` event per durable change to any request (its id and what

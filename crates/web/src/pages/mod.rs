@@ -14,8 +14,8 @@ use axum::Router;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use countersign_approval::Request;
-use countersign_model::Action;
-use countersign_model::action::shell_join;
+use countersign_model::text::truncate;
+use countersign_model::{Action, Summary, summary};
 
 use crate::App;
 use crate::html::{escape, untrusted};
@@ -41,28 +41,49 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/sign-out", post(sign_in::sign_out))
 }
 
-/// One line naming what the action does: the command, the SQL, or kind and resource. Agent text:
+/// How long a title may quote an action's details; the request's page shows them all.
+const TITLE_DETAILS: usize = 300;
+
+/// One line naming what the action does, chosen by its kind: the command of a `shell.exec`, the
+/// SQL of a `sql.statement`, otherwise the kind, the resource and every detail. Agent text:
 /// returned escaped.
 pub fn action_title(action: &Action) -> String {
-    if let Some(argv) = action.argv() {
-        return untrusted(&shell_join(argv));
+    let summary = summary(action);
+    match summary {
+        Summary::Command(_) | Summary::Sql(_) => untrusted(&summary.line()),
+        Summary::Details(details) => {
+            let mut title = format!(
+                "{} on {}",
+                untrusted(&action.kind),
+                untrusted(&action.resource)
+            );
+            if details.as_object().is_none_or(|d| !d.is_empty()) {
+                title.push(' ');
+                title.push_str(&untrusted(&truncate(&summary.line(), TITLE_DETAILS)));
+            }
+            title
+        }
     }
-    if let Some(sql) = action.sql() {
-        return untrusted(sql);
-    }
-    if let Some(tool) = action.details.get("tool").and_then(|v| v.as_str()) {
-        return format!("{} {}", escape(&action.kind), untrusted(tool));
-    }
-    format!(
-        "{} on {}",
-        escape(&action.kind),
-        untrusted(&action.resource)
-    )
 }
 
 /// "deploy-bot (agent), acting for alice": who asks. Escaped.
 pub fn who_asks(action: &Action) -> String {
-    escape(&action.principal.describe())
+    untrusted(&action.principal.describe())
+}
+
+/// Whether `reviewer` is in the request's own chain, and how, in words ("deploy-bot acts for
+/// you"): such a reviewer is shown why they cannot review, not buttons that can only be refused.
+pub fn own_request(action: &Action, reviewer: &str) -> Option<String> {
+    let chain = &action.principal;
+    if chain.id == reviewer {
+        Some("you asked for it".to_owned())
+    } else if chain.on_behalf_of.iter().any(|h| h == reviewer) {
+        Some(format!("{} acts for you", chain.id))
+    } else if chain.started_by.as_deref() == Some(reviewer) {
+        Some(format!("you started {}", chain.id))
+    } else {
+        None
+    }
 }
 
 /// Labels as small `name=value` chips. Escaped.

@@ -11,10 +11,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use countersign_approval::{Authentication, Channel, Request, State as RequestState, Verdict};
 use countersign_audit::AuditEvent;
 use countersign_broker::ApiError;
-use countersign_model::{Action, RequestId};
+use countersign_model::{Action, RequestId, Summary, summary};
 use serde::Deserialize;
 
-use super::{action_title, labels, quorum};
+use super::{action_title, labels, own_request, quorum};
 use crate::html::{Nav, escape, notice, page as layout, state_badge, time, untrusted};
 use crate::{App, PageError, Reviewer};
 
@@ -37,22 +37,27 @@ async fn load(app: &App, id: RequestId) -> Result<Request, PageError> {
 pub fn action_block(action: &Action) -> String {
     let mut out =
         String::from("<section aria-labelledby=\"action\"><h2 id=\"action\">What will run</h2>");
-    if let Some(argv) = action.argv() {
-        let _ = write!(
-            out,
-            "<pre class=\"exact\"><code>{}</code></pre><details><summary>Each argument, exactly</summary><ol class=\"argv\">",
-            action_title(action)
-        );
-        for arg in argv {
-            let _ = write!(out, "<li><code>{}</code></li>", untrusted(arg));
+    // Chosen by the kind alone: a tool call's `argv` argument is one argument among the others.
+    match summary(action) {
+        Summary::Command(argv) => {
+            let _ = write!(
+                out,
+                "<pre class=\"exact\"><code>{}</code></pre><details><summary>Each argument, exactly</summary><ol class=\"argv\">",
+                action_title(action)
+            );
+            for arg in argv {
+                let _ = write!(out, "<li><code>{}</code></li>", untrusted(arg));
+            }
+            out.push_str("</ol></details>");
         }
-        out.push_str("</ol></details>");
-    } else if let Some(sql) = action.sql() {
-        let _ = write!(
-            out,
-            "<pre class=\"exact\"><code>{}</code></pre>",
-            untrusted(sql)
-        );
+        Summary::Sql(sql) => {
+            let _ = write!(
+                out,
+                "<pre class=\"exact\"><code>{}</code></pre>",
+                untrusted(sql)
+            );
+        }
+        Summary::Details(_) => {}
     }
     let details = serde_json::to_string_pretty(&action.details).unwrap_or_default();
     let _ = write!(
@@ -84,21 +89,22 @@ pub fn action_block(action: &Action) -> String {
 
 fn chain_block(action: &Action) -> String {
     let chain = &action.principal;
+    // The agent names who it acts for and what started it: its text, shown as such.
     let mut out = format!(
         "<section aria-labelledby=\"who\"><h2 id=\"who\">Who asks</h2><dl class=\"facts\">\
          <dt>Requester</dt><dd>{} ({})</dd>",
-        escape(&chain.id),
+        untrusted(&chain.id),
         escape(&chain.kind.to_string())
     );
     if !chain.on_behalf_of.is_empty() {
         let _ = write!(
             out,
             "<dt>Acting for</dt><dd>{}</dd>",
-            escape(&chain.on_behalf_of.join(", "))
+            untrusted(&chain.on_behalf_of.join(", "))
         );
     }
     if let Some(started) = &chain.started_by {
-        let _ = write!(out, "<dt>Started by</dt><dd>{}</dd>", escape(started));
+        let _ = write!(out, "<dt>Started by</dt><dd>{}</dd>", untrusted(started));
     }
     out.push_str(
         "</dl><p class=\"hint\">Nobody in this chain can review the request.</p></section>",
@@ -204,7 +210,7 @@ async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}, {}</td><td>{}</td></tr>",
                 escape(&review.reviewer.id),
                 escape(&review.verdict.to_string()),
-                escape(review.comment.as_deref().unwrap_or("")),
+                untrusted(review.comment.as_deref().unwrap_or("")),
                 escape(review.channel.as_str()),
                 signed_in_with(review.reviewer.authentication),
                 time(review.at)
@@ -242,14 +248,19 @@ fn review_form(request: &Request, reviewer: &Reviewer) -> String {
     if !request.state.is_pending() {
         return String::new();
     }
-    let hint = if request.action.principal.contains(&reviewer.principal.id) {
-        "<p class=\"hint\">You are in this request's delegation chain: Countersign will not count your review.</p>"
-    } else {
-        ""
-    };
+    if let Some(relation) = own_request(&request.action, &reviewer.principal.id) {
+        // Buttons that could only be refused would say otherwise.
+        return format!(
+            "<section class=\"card review own\" id=\"own-request\"><h2>Your review</h2>\
+             <p>You are in this request's delegation chain ({}), so you cannot approve or deny it: \
+             nobody reviews their own agent's request. Other approvers decide; this page shows \
+             their reviews as they come.</p></section>",
+            escape(&relation)
+        );
+    }
     format!(
         "<form class=\"card review\" method=\"post\" action=\"/requests/{id}/review\">\
-         <h2>Your review</h2>{hint}\
+         <h2>Your review</h2>\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label for=\"comment\">Comment (optional; shown to the requester and kept in the audit log)</label>\
          <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"2000\"></textarea>\
