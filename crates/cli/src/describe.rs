@@ -4,20 +4,23 @@
 use std::time::Duration;
 
 use countersign_client::{ProgressView, RequestView};
-use countersign_model::action::shell_join;
-use countersign_model::{Action, Chain, Timestamp, format_duration};
+use countersign_model::{Action, Chain, Summary, Timestamp, format_duration, summary};
 
 pub use countersign_broker::now;
 pub use countersign_model::text::{clean, truncate};
 
-/// What runs, in one line: the command, the SQL statement, or the kind of action.
+/// What runs, in one line, chosen by the action's kind: the command of a `shell.exec`, the SQL
+/// of a `sql.statement`, otherwise the kind and every detail (a tool call's `argv` argument is
+/// one argument among the others).
 pub fn what_runs(action: &Action) -> String {
-    if let Some(argv) = action.argv() {
-        format!("`{}`", clean(&shell_join(argv)))
-    } else if let Some(sql) = action.sql() {
-        format!("SQL `{}`", clean(sql))
-    } else {
-        clean(&action.kind)
+    let summary = summary(action);
+    match summary {
+        Summary::Command(_) => format!("`{}`", clean(&summary.line())),
+        Summary::Sql(_) => format!("SQL `{}`", clean(&summary.line())),
+        Summary::Details(details) if details.as_object().is_some_and(|d| d.is_empty()) => {
+            clean(&action.kind)
+        }
+        Summary::Details(_) => format!("{} {}", clean(&action.kind), clean(&summary.line())),
     }
 }
 

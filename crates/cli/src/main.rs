@@ -22,7 +22,7 @@ use countersign_client::Verdict;
 /// Countersign: runtime enforcement for AI agents and automation. Sensitive actions wait for
 /// human approval; forbidden ones never run.
 #[derive(Debug, Parser)]
-#[command(name = "countersign", version, about, long_about = None)]
+#[command(name = "countersign", version, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Args;
 use countersign_audit::AuditEvent;
 use countersign_client::{Client, ClientError, RequestState, RequestView, Verdict};
-use countersign_model::{RequestId, Timestamp};
+use countersign_model::{RequestId, Summary, Timestamp, summary};
 use serde_json::json;
 
 use crate::connection::Connection;
@@ -78,6 +78,9 @@ pub async fn pending(args: PendingArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How much of an action the pending table shows; `countersign show` shows it all.
+const ACTION_SHOWN: usize = 100;
+
 /// One row per request: id, requester, action, rule, quorum, expires in.
 pub fn pending_table(requests: &[RequestView], now: Timestamp) -> String {
     let header = ["ID", "REQUESTER", "ACTION", "RULE", "QUORUM", "EXPIRES IN"].map(String::from);
@@ -86,7 +89,7 @@ pub fn pending_table(requests: &[RequestView], now: Timestamp) -> String {
         rows.push([
             view.id.to_string(),
             requester(&view.action.principal),
-            truncate(&action_summary(&view.action), 60),
+            truncate(&action_summary(&view.action), ACTION_SHOWN),
             clean(&view.rules.join(", ")),
             quorum(&view.progress),
             time_left(now, view.expires_at),
@@ -163,7 +166,8 @@ pub fn render_request(view: &RequestView, link: &str, now: Timestamp) -> String 
             .collect();
         lines.push(("labels", labels.join(", ")));
     }
-    if action.argv().is_some() || action.sql().is_some() {
+    // By the kind alone: a tool call's `argv` argument is shown with the rest, in `details`.
+    if matches!(summary(action), Summary::Command(_) | Summary::Sql(_)) {
         lines.push(("runs", what_runs(action)));
     }
     lines.push(("details", clean(&action.details.to_string())));
@@ -196,14 +200,8 @@ pub fn render_request(view: &RequestView, link: &str, now: Timestamp) -> String 
                 p.groups_covered, p.groups_needed
             ));
         }
-        s.push_str(&format!(
-            ", {}/{} denials",
-            p.denied_by.len(),
-            p.denials_needed
-        ));
-        if !p.denied_by.is_empty() {
-            s.push_str(&format!(" ({})", clean(&p.denied_by.join(", "))));
-        }
+        s.push_str(", ");
+        s.push_str(&denials(&p.denied_by, p.denials_needed));
         let state = if p.rejected {
             "rejected"
         } else if p.satisfied {
@@ -272,6 +270,21 @@ pub fn render_request(view: &RequestView, link: &str, now: Timestamp) -> String 
     out.push_str(&clean(&view.explanation));
     out.push('\n');
     out
+}
+
+/// Where the denials stand, in words (a count like `0/1` reads as a quota to fill):
+/// "no denials yet (a denial ends it)", "denied by dana (3 denials end it)".
+fn denials(denied_by: &[String], needed: u32) -> String {
+    let ends = if needed <= 1 {
+        "a denial ends it".to_owned()
+    } else {
+        format!("{needed} denials end it")
+    };
+    if denied_by.is_empty() {
+        format!("no denials yet ({ends})")
+    } else {
+        format!("denied by {} ({ends})", clean(&denied_by.join(", ")))
+    }
 }
 
 fn render_event(event: &AuditEvent) -> String {

@@ -66,7 +66,7 @@ fn show_prints_every_field_with_untrusted_text_escaped() {
         "runs           `pg_dump customers`\n",
         "justification  (the requester's own words) \"nightly\\n\\u{1b}[31mexport\"\n",
         "requires       2 approvals from members of dba or sre, covering at least 2 of those groups (rule prod-db-export)\n",
-        "progress       1/2 approvals (dana), 1/2 groups, 0/1 denials: open (rule prod-db-export)\n",
+        "progress       1/2 approvals (dana), 1/2 groups, no denials yet (a denial ends it): open (rule prod-db-export)\n",
         "review         2026-11-21T16:09:00.000Z dana approve via cli (api_token): \"ok by me\"\n",
         "expires        2026-11-21T16:38:00.000Z (in 28m)\n",
         "link           http://127.0.0.1:8750/requests/r_1\n",

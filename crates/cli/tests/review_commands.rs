@@ -1,0 +1,177 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+//! What a reviewer reads in the terminal, through the real binary against `countersign serve`:
+//! `countersign pending` and `show` sum an action up by its kind, show hidden characters as
+//! escapes, and say where the denials stand in words; `--help` says what the command does.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{start_server_with_policy, token};
+
+const POLICY: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "repo-delete"
+decision = "require_approval"
+reason = "Deleting in a repository changes what ships"
+match.kind = "mcp.tool_call"
+match.resource = "mcp:github/delete_*"
+approvers = { groups = ["dba"], count = 1 }
+
+[[rules]]
+id = "scripted-change"
+decision = "require_approval"
+reason = "Scripts that change production need a DBA and an SRE"
+match.kind = "shell.exec"
+match.command = "sh -c *"
+approvers = { groups = ["dba", "sre"], count = 2, distinct_groups = 2 }
+"#;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The agent sends `action` to the broker, which must open a request; returns its id.
+async fn agent_sends(url: &str, action: Value) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v1/actions"))
+        .bearer_auth(token("deploy-bot"))
+        .json(&action)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    body["request"]["id"].as_str().unwrap().to_owned()
+}
+
+/// `countersign ARGS…` as sam, a reviewer; its standard output, once it succeeded.
+fn as_sam(server: &support::Server, args: &[&str]) -> String {
+    let out = server.run("sam", args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_with_an_argv_argument_is_listed_with_every_argument() {
+    let server = start_server_with_policy("review-summary", POLICY);
+    let id = agent_sends(
+        &server.url,
+        json!({
+            "kind": "mcp.tool_call", "resource": "mcp:github/delete_file",
+            "details": {"argv": ["ls"], "path": "README.md"}
+        }),
+    )
+    .await;
+
+    let pending = as_sam(&server, &["pending"]);
+    let row = pending
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("no row for {id}: {pending}"));
+    assert!(
+        row.contains(
+            r#"mcp.tool_call {"argv":["ls"],"path":"README.md"} on mcp:github/delete_file"#
+        ),
+        "{row}"
+    );
+
+    let show = as_sam(&server, &["show", &id]);
+    assert!(
+        !show.lines().any(|l| l.starts_with("runs")),
+        "a tool call's argv argument is not what runs: {show}"
+    );
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with("details")
+                && l.ends_with(r#" {"argv":["ls"],"path":"README.md"}"#)),
+        "{show}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_characters_are_shown_as_escapes() {
+    let server = start_server_with_policy("review-hidden", POLICY);
+    let id = agent_sends(
+        &server.url,
+        json!({
+            "kind": "shell.exec", "resource": "db:prod/cust\u{200b}omers",
+            "labels": {"team": "d\u{2060}ba"},
+            "details": {"argv": ["sh", "-c", "echo cust\u{feff}omers"]},
+            "justification": "one\u{2028}two\u{202e}"
+        }),
+    )
+    .await;
+
+    let pending = as_sam(&server, &["pending"]);
+    let show = as_sam(&server, &["show", &id]);
+    for out in [&pending, &show] {
+        for hidden in ['\u{200b}', '\u{2060}', '\u{feff}', '\u{2028}', '\u{202e}'] {
+            assert!(!out.contains(hidden), "{hidden:?} printed as itself: {out}");
+        }
+    }
+    assert!(
+        pending.contains("on db:prod/cust\\u{200b}omers"),
+        "{pending}"
+    );
+    for shown in [
+        "action         shell.exec on db:prod/cust\\u{200b}omers\n",
+        "labels         team=d\\u{2060}ba\n",
+        "runs           `sh -c 'echo cust\\u{feff}omers'`\n",
+        "justification  (the requester's own words) \"one\\u{2028}two\\u{202e}\"\n",
+    ] {
+        assert!(show.contains(shown), "{shown:?} not in {show}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_the_denials_stand_is_said_in_words() {
+    let server = start_server_with_policy("review-denials", POLICY);
+    let id = agent_sends(
+        &server.url,
+        json!({"kind": "shell.exec", "resource": "db:prod/customers",
+               "details": {"argv": ["sh", "-c", "psql -f migrate.sql"]}}),
+    )
+    .await;
+    let progress = |show: &str| {
+        show.lines()
+            .find(|l| l.starts_with("progress"))
+            .unwrap_or_else(|| panic!("no progress line: {show}"))
+            .to_owned()
+    };
+    // A count like `0/1 denials` reads like a quota to fill.
+    let show = as_sam(&server, &["show", &id]);
+    assert!(
+        progress(&show).ends_with(
+            "0/2 approvals, 0/2 groups, no denials yet (a denial ends it): open (rule scripted-change)"
+        ),
+        "{show}"
+    );
+    let denied = server.run("dana", &["deny", &id, "--comment", "not today"]);
+    assert_eq!(denied.status.code(), Some(0), "{}", text(&denied.stderr));
+    let show = as_sam(&server, &["show", &id]);
+    assert!(
+        progress(&show).ends_with(
+            "0/2 approvals, 0/2 groups, denied by dana (a denial ends it): rejected (rule scripted-change)"
+        ),
+        "{show}"
+    );
+}
+
+#[test]
+fn the_top_level_help_says_what_countersign_does() {
+    let out = std::process::Command::new(support::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        help.starts_with("Countersign: runtime enforcement for AI agents and automation."),
+        "{help}"
+    );
+    assert!(!help.contains("today"), "{help}");
+}
