@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use countersign_model::action::shell_join;
 use countersign_model::canonical::to_canonical_string;
-use countersign_model::{Action, format_duration};
+use countersign_model::{Action, Summary, format_duration, summary};
 
 use crate::compile::Rule;
 use crate::decision::{ConditionFailure, Outcome};
@@ -85,11 +85,12 @@ fn end_sentence(text: &str) -> String {
 fn describe_action(action: &Action) -> String {
     let details = &action.details;
     let text = |key: &str| details.get(key).and_then(|v| v.as_str());
-    if let Some(argv) = action.argv() {
-        return format!("run `{}`", quote(&shell_join(argv)));
-    }
-    if let Some(sql) = action.sql() {
-        return format!("execute the SQL `{}`", quote(sql));
+    // By the kind alone, as every channel sums it up: a tool call's `argv` argument is not a
+    // command it runs.
+    match summary(action) {
+        Summary::Command(argv) => return format!("run `{}`", quote(&shell_join(argv))),
+        Summary::Sql(sql) => return format!("execute the SQL `{}`", quote(sql)),
+        Summary::Details(_) => {}
     }
     if let (Some(method), Some(target)) = (text("method"), text("url").or_else(|| text("path"))) {
         return format!("send `{}`", quote(&format!("{method} {target}")));
