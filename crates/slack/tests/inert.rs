@@ -11,7 +11,7 @@ mod world;
 
 use axum::http::StatusCode;
 use countersign_broker::now;
-use countersign_slack::signature;
+use countersign_slack::{render, signature};
 use fake_slack::SIGNING_SECRET;
 use harness::pg_dump;
 use serde_json::json;
@@ -115,28 +115,41 @@ async fn a_tool_call_with_an_argv_argument_shows_every_argument() {
     assert_eq!(action_shown(&message), "pg_dump customers");
 }
 
+/// The names in a request's chain are rendered as literal text whoever chose them (today the
+/// configuration says who an agent acts for and what starts it; an id like `ci:_urgent_:` is
+/// still valid): checked on the renderer itself, with a real request whose chain is set so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_the_agent_gives_are_literal_text_never_mrkdwn() {
-    let w = world().await;
-    let mut action = pg_dump();
-    action["started_by"] = json!("ci:_urgent_:rotating_light:");
-    let id = w.open(action).await;
-    let ts = w.posted(&id, APPROVALS).await;
-    let message = w.slack.message(APPROVALS, &ts).unwrap();
+async fn names_in_the_chain_are_literal_text_never_mrkdwn() {
+    let broker = harness::start().await;
+    let (_, opened) = broker.post("deploy-bot", "/v1/actions", pg_dump()).await;
+    let id = opened["request"]["id"].as_str().unwrap().parse().unwrap();
+    let mut request = broker.store.get_request(id).await.unwrap().unwrap();
+    request.action.principal.on_behalf_of = vec!["alice_:x:_".into()];
+    request.action.principal.started_by = Some("ci:_urgent_:rotating_light:".into());
+    let message = json!({
+        "blocks": render::blocks(&request, &render::Context::default()),
+        "text": render::fallback_text(&request),
+    });
 
     assert_eq!(
         who_asks(&message),
-        "*deploy-bot* (agent), acting for *alice*, started by *ci:_urgent_:rotating_light:* asks to run:"
+        "*deploy-bot* (agent), acting for *alice_:x:_*, started by *ci:_urgent_:rotating_light:* asks to run:"
     );
     walk(&message["blocks"], &mut |kind, text| {
         if kind == "mrkdwn" {
-            for agents in ["rotating_light", "_urgent_", "ci:"] {
-                assert!(!text.contains(agents), "agent text reached mrkdwn: {text}");
+            for chosen in ["rotating_light", "_urgent_", "ci:", ":x:", "alice"] {
+                assert!(
+                    !text.contains(chosen),
+                    "a chain name reached mrkdwn: {text}"
+                );
             }
         }
     });
     let fallback = message["text"].as_str().unwrap();
-    assert!(!fallback.contains("rotating_light"), "{fallback}");
+    assert!(
+        !fallback.contains("rotating_light") && !fallback.contains(":x:"),
+        "{fallback}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use countersign_model::{PrincipalKind, Timestamp};
 use countersign_store::RequestFilter;
 use serde::Deserialize;
 
-use super::action_title;
+use super::{action_title, who_asks};
 use crate::html::{Nav, escape, notice, page as layout, state_badge, time};
 use crate::{App, PageError, Reviewer};
 
@@ -149,7 +149,7 @@ pub async fn page(
                  <td><code>{action}</code></td><td>{rules}</td><td>{state}</td><td>{reviews}</td></tr>",
                 id = escape(&r.id.to_string()),
                 asked = time(r.created_at),
-                who = escape(&r.action.principal.describe()),
+                who = who_asks(&r.action),
                 action = action_title(&r.action),
                 rules = escape(&r.decision.rules.join(", ")),
                 state = state_badge(r.state.name()),
