@@ -252,14 +252,30 @@ fn a_reviewer_signs_in_through_the_identity_provider_and_approves_a_waiting_comm
     let mut second = setup.agent_runs("again");
     let id = pending_request_appears(&browser);
     browser.click(&format!("li[data-request='{id}'] a.title"));
-    browser.wait_for_text("You are in this request's delegation chain");
-    browser.click("button.approve");
+    let text = browser.wait_for_text("You are in this request's delegation chain");
+    assert!(
+        text.contains("(deploy-bot acts for you), so you cannot approve or deny it"),
+        "{text}"
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('button.approve, button.deny') === null"),
+        true,
+        "alice is shown why, not buttons that can only be refused"
+    );
+    browser.screenshot("07-own-request-no-buttons");
+    // A review posted all the same (with her session's token) is refused, in words.
+    browser.js(&format!(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/requests/{id}/review';\
+         const c = document.createElement('input'); c.name = 'csrf'; c.value = document.querySelector('input[name=csrf]').value; f.appendChild(c);\
+         const v = document.createElement('input'); v.name = 'verdict'; v.value = 'approve'; f.appendChild(v);\
+         document.body.appendChild(f); f.submit(); return null;"
+    ));
     let text = browser.wait_for_text("Countersign refused your review:");
     assert!(
         text.contains("alice cannot review this request: alice is the person the requester acts for, and nobody approves their own request"),
         "{text}"
     );
-    browser.screenshot("07-self-approval-refused");
+    browser.screenshot("08-self-approval-refused");
     assert_eq!(setup.show(&id)["request"]["state"], "pending");
     let _ = second.kill();
     let _ = second.wait();
@@ -268,8 +284,8 @@ fn a_reviewer_signs_in_through_the_identity_provider_and_approves_a_waiting_comm
     // The history, audit log and dashboard of what happened.
     browser.go(&format!("{}/audit", setup.url));
     browser.wait_for_text("The audit log is intact.");
-    browser.screenshot("08-audit-log");
+    browser.screenshot("09-audit-log");
     browser.go(&format!("{}/dashboard", setup.url));
     browser.wait_for_text("Requests by outcome");
-    browser.screenshot("09-dashboard");
+    browser.screenshot("10-dashboard");
 }
