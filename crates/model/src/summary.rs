@@ -2,13 +2,13 @@
 //! `countersign pending`): chosen by the action's kind alone, never by what its details happen to
 //! contain. A tool call whose arguments hold a key named `argv` or `sql` is still shown with every
 //! argument; only `shell.exec` is summed up as its command line, and only `sql.statement` as its
-//! SQL.
+//! SQL. And, for a reviewer in the request's own chain, how they are in it.
 
 use serde_json::Value;
 
-use crate::Action;
 use crate::action::shell_join;
 use crate::canonical;
+use crate::{Action, Chain};
 
 /// The kind whose summary is its command line (`details.argv`).
 pub const SHELL_EXEC: &str = "shell.exec";
@@ -51,5 +51,20 @@ pub fn summary(action: &Action) -> Summary<'_> {
             .sql()
             .map_or(Summary::Details(&action.details), Summary::Sql),
         _ => Summary::Details(&action.details),
+    }
+}
+
+/// How `reviewer` is in the request's own `chain`, said to them ("deploy-bot acts for you"), or
+/// `None` when they are not: every channel tells such a reviewer why they cannot review, rather
+/// than let them believe their click counts.
+pub fn own_chain(chain: &Chain, reviewer: &str) -> Option<String> {
+    if chain.id == reviewer {
+        Some("you asked for it yourself".to_owned())
+    } else if chain.on_behalf_of.iter().any(|h| h == reviewer) {
+        Some(format!("{} acts for you", chain.id))
+    } else if chain.started_by.as_deref() == Some(reviewer) {
+        Some(format!("you started {}", chain.id))
+    } else {
+        None
     }
 }

@@ -61,3 +61,24 @@ fn a_known_kind_without_its_shape_shows_every_detail() {
     let sql = action("sql.statement", details.clone());
     assert_eq!(summary(&sql), Summary::Details(&details));
 }
+
+#[test]
+fn a_reviewer_in_the_chain_is_told_how() {
+    let mut chain = action("shell.exec", json!({})).principal;
+    chain.on_behalf_of = vec!["alice".into()];
+    chain.started_by = Some("ci-42".into());
+    use countersign_model::summary::own_chain;
+    assert_eq!(
+        own_chain(&chain, "alice").as_deref(),
+        Some("deploy-bot acts for you")
+    );
+    assert_eq!(
+        own_chain(&chain, "ci-42").as_deref(),
+        Some("you started deploy-bot")
+    );
+    assert_eq!(
+        own_chain(&chain, "deploy-bot").as_deref(),
+        Some("you asked for it yourself")
+    );
+    assert_eq!(own_chain(&chain, "dana"), None);
+}

@@ -234,16 +234,7 @@ async fn apply(shared: Arc<Shared>, click: Click) {
 /// is the same for everyone in the channel, so the buttons stay for the other approvers.
 async fn own_request(shared: &Shared, id: RequestId, reviewer: &str) -> Option<String> {
     let request = shared.broker.store().get_request(id).await.ok()??;
-    let chain = &request.action.principal;
-    let relation = if chain.id == reviewer {
-        "you asked for it yourself".to_owned()
-    } else if chain.on_behalf_of.iter().any(|h| h == reviewer) {
-        format!("{} acts for you", chain.id)
-    } else if chain.started_by.as_deref() == Some(reviewer) {
-        format!("you started {}", chain.id)
-    } else {
-        return None;
-    };
+    let relation = countersign_model::summary::own_chain(&request.action.principal, reviewer)?;
     Some(format!(
         "You cannot approve or deny this request: {relation}, and nobody reviews their own agent's request. The buttons are for the other approvers (everyone in the channel sees the same message); your click was recorded as refused and changes nothing."
     ))

@@ -71,19 +71,10 @@ pub fn who_asks(action: &Action) -> String {
     untrusted(&action.principal.describe())
 }
 
-/// Whether `reviewer` is in the request's own chain, and how, in words ("deploy-bot acts for
-/// you"): such a reviewer is shown why they cannot review, not buttons that can only be refused.
+/// How `reviewer` is in the request's own chain, in words ("deploy-bot acts for you"): such a
+/// reviewer is shown why they cannot review, not buttons that can only be refused.
 pub fn own_request(action: &Action, reviewer: &str) -> Option<String> {
-    let chain = &action.principal;
-    if chain.id == reviewer {
-        Some("you asked for it".to_owned())
-    } else if chain.on_behalf_of.iter().any(|h| h == reviewer) {
-        Some(format!("{} acts for you", chain.id))
-    } else if chain.started_by.as_deref() == Some(reviewer) {
-        Some(format!("you started {}", chain.id))
-    } else {
-        None
-    }
+    countersign_model::summary::own_chain(&action.principal, reviewer)
 }
 
 /// Labels as small `name=value` chips. Escaped.
