@@ -437,6 +437,9 @@ pub async fn outcome(
             request.action.principal.id
         )));
     }
+    if let Err(why) = super::audit::outcome_allowed(&state, &caller, id).await? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_run", why));
+    }
     let summary: String = body
         .summary
         .unwrap_or_default()
