@@ -219,10 +219,13 @@ pub fn next_step(view: &RequestView) -> Step<'_> {
         RequestState::Approved => match &view.grant {
             Some(grant) => Step::Run(grant),
             None => Step::Stop(Outcome::GrantRefused {
+                // The summary says why (an approval that expired, a policy that now denies).
                 reason: format!(
                     "request {} was approved, but the broker sent no grant with it (only the \
-                     requester receives one: is COUNTERSIGN_TOKEN the requester's?)",
-                    view.id
+                     requester receives one: is COUNTERSIGN_TOKEN the requester's?); the broker \
+                     says: {}",
+                    view.id,
+                    clean(&view.summary)
                 ),
             }),
         },

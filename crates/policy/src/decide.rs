@@ -5,7 +5,7 @@ use cel::Context;
 use countersign_model::Action;
 use countersign_model::action::shell_join;
 
-use crate::compile::{Matchers, Policy, Rule, normalize_sql};
+use crate::compile::{DEFAULT_APPROVAL_TTL, Matchers, Policy, Rule, normalize_sql};
 use crate::condition::context_for;
 use crate::decision::{ConditionFailure, Decision, Outcome};
 use crate::explain::explain;
@@ -132,12 +132,20 @@ impl Policy {
                 .min()
                 .unwrap_or(self.default_timeout)
         });
+        let approval_ttl = (outcome == Outcome::RequireApproval).then(|| {
+            deciding
+                .iter()
+                .map(|r| r.approval_ttl.unwrap_or(DEFAULT_APPROVAL_TTL))
+                .min()
+                .unwrap_or(DEFAULT_APPROVAL_TTL)
+        });
         let explanation = explain(action, outcome, &deciding, &failures, timeout);
         Decision {
             outcome,
             rules: rule_ids.into_iter().map(|(_, id)| id.to_owned()).collect(),
             requirements,
             timeout_seconds: timeout.map(|t| t.as_secs()),
+            approval_ttl_seconds: approval_ttl.map(|t| t.as_secs()),
             condition_failures: failures,
             explanation,
         }

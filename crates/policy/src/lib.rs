@@ -15,8 +15,8 @@ pub mod source;
 mod testing;
 
 pub use compile::{
-    DEFAULT_TIMEOUT, NotifyTarget, Policy, PolicyError, PolicyErrors, PolicyTest, Rule,
-    normalize_sql,
+    DEFAULT_APPROVAL_TTL, DEFAULT_TIMEOUT, MAX_APPROVAL_TTL, NotifyTarget, Policy, PolicyError,
+    PolicyErrors, PolicyTest, Rule, normalize_sql,
 };
 pub use decide::command_line;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};

@@ -75,6 +75,7 @@ pub fn request(seed: u8, requester: &str, opened: i64) -> Request {
             denials: 1,
         }],
         timeout_seconds: Some(600),
+        approval_ttl_seconds: None,
         condition_failures: vec![],
         explanation: "test".into(),
     };
