@@ -11,7 +11,9 @@ mod decision;
 mod explain;
 pub mod glob;
 mod index;
+mod program;
 pub mod source;
+mod sql;
 mod testing;
 
 pub use compile::{
@@ -19,6 +21,7 @@ pub use compile::{
     normalize_sql,
 };
 pub use decide::command_line;
+pub use program::TRUSTED_DIRECTORIES;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
 pub use source::PolicySource;
 pub use testing::TestReport;
