@@ -171,7 +171,12 @@ fn in_path(name: &str) -> String {
 async fn a_command_that_is_not_found_asks_nothing() {
     let broker = FakeBroker::start(|_| Reply::json(500, json!({}))).await;
     let dir = workdir("not-found");
-    let out = run(&broker.url, &dir, &["run", "--", "countersign-no-such-program", "x"]).await;
+    let out = run(
+        &broker.url,
+        &dir,
+        &["run", "--", "countersign-no-such-program", "x"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),

@@ -39,10 +39,7 @@ fn script(path: &Path, body: &str) {
 fn path_with(first: &[&Path]) -> String {
     let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
     dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap()));
-    std::env::join_paths(dirs)
-        .unwrap()
-        .into_string()
-        .unwrap()
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
 const READS: &str = r#"

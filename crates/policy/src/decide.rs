@@ -88,7 +88,10 @@ impl Policy {
         let mut failed_rules: Vec<&Rule> = Vec::new();
         for i in candidates {
             let rule = &self.rules[i as usize];
-            if !rule.matchers.fit(&mut facts, rule.outcome == Outcome::Allow) {
+            if !rule
+                .matchers
+                .fit(&mut facts, rule.outcome == Outcome::Allow)
+            {
                 continue;
             }
             if let Some(condition) = &rule.condition {

@@ -21,7 +21,7 @@ pub use compile::{
     normalize_sql,
 };
 pub use decide::command_line;
-pub use program::TRUSTED_DIRECTORIES;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
+pub use program::TRUSTED_DIRECTORIES;
 pub use source::PolicySource;
 pub use testing::TestReport;

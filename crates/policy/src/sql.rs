@@ -139,7 +139,13 @@ fn is_word(c: char) -> bool {
 
 /// Copies a quoted run from its opening quote through its closing one (a doubled quote stays
 /// inside); an unclosed quote runs to the end. Returns the index after it.
-fn copy_quoted(chars: &[char], start: usize, quote: char, escapes: bool, out: &mut String) -> usize {
+fn copy_quoted(
+    chars: &[char],
+    start: usize,
+    quote: char,
+    escapes: bool,
+    out: &mut String,
+) -> usize {
     out.push(quote);
     let mut i = start + 1;
     while i < chars.len() {

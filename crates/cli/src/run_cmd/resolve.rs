@@ -56,8 +56,7 @@ pub fn program(program: &str, cwd: &Path, path: Option<&OsStr>) -> io::Result<St
 }
 
 fn is_executable_file(path: &PathBuf) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn not_found(message: &str) -> io::Error {

@@ -106,11 +106,16 @@ fn malformed_labels_are_usage_errors_that_say_the_form() {
         );
     }
     let twice = parse(&["--label", "env=a", "--label", "env=b", "true"]).unwrap();
-    let error = build_action(&twice, "/", "/bin/true", "h").unwrap_err().to_string();
+    let error = build_action(&twice, "/", "/bin/true", "h")
+        .unwrap_err()
+        .to_string();
     assert_eq!(error, "label 'env' is given twice; give each label once");
 
     let invalid = parse(&["--label", "bad name=x", "true"]).unwrap();
-    let error = format!("{:#}", build_action(&invalid, "/", "/bin/true", "h").unwrap_err());
+    let error = format!(
+        "{:#}",
+        build_action(&invalid, "/", "/bin/true", "h").unwrap_err()
+    );
     assert!(
         error.contains("label 'bad name' is not a valid label name"),
         "{error}"
@@ -382,7 +387,12 @@ async fn a_command_runs_directly_and_passes_its_status_on() {
     let ran = child::run(Path::new(&sh), &args, &mut signals).await;
     assert_eq!(ran.exit_code(), 0);
     let missing = Path::new("/countersign-no-such-command");
-    let ran = child::run(missing, &argv(&["countersign-no-such-command"]), &mut signals).await;
+    let ran = child::run(
+        missing,
+        &argv(&["countersign-no-such-command"]),
+        &mut signals,
+    )
+    .await;
     assert_eq!(ran.exit_code(), 127);
 }
 
