@@ -128,11 +128,6 @@ fn a_path_entry_filled_while_the_request_waits_does_not_change_what_runs() {
     let pending = server.run("sam", &["pending", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
     let requests = listed.get("requests").cloned().unwrap_or(listed);
-    assert_eq!(
-        requests[0]["action"]["details"]["program"],
-        format!("{}/tool", approved.display()),
-        "the action names the program that was found"
-    );
 
     // Now a `tool` appears earlier in PATH: a second lookup would find it.
     script(&early.join("tool"), "echo planted-tool > ran.txt");
@@ -143,6 +138,11 @@ fn a_path_entry_filled_while_the_request_waits_does_not_change_what_runs() {
     assert_eq!(
         std::fs::read_to_string(dir.join("ran.txt")).unwrap(),
         "approved-tool\n"
+    );
+    assert_eq!(
+        requests[0]["action"]["details"]["program"],
+        format!("{}/tool", approved.display()),
+        "the action names the program that ran"
     );
 }
 
