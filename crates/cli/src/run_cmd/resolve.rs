@@ -25,7 +25,7 @@ pub fn program(program: &str, cwd: &Path, path: Option<&OsStr>) -> io::Result<St
         let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
         std::env::split_paths(path)
             .map(|dir| cwd.join(dir).join(program))
-            .find(|candidate| is_executable_file(candidate))
+            .find(is_executable_file)
             .ok_or_else(|| {
                 not_found(&format!(
                     "command not found: no program named {program} in PATH"
