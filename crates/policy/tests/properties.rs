@@ -46,6 +46,8 @@ fn rule_spec() -> impl Strategy<Value = RuleSpec> {
             "*",
             "kubectl delete *",
             "pg_dump",
+            "/usr/bin/pg_dump *",
+            "/tmp/*",
         ])),
         prop::option::of(prop::sample::select(vec!["production", "staging", "*"])),
         prop::option::of(prop::sample::select(vec![
@@ -125,16 +127,24 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         prop::option::of(prop::sample::select(vec!["production", "staging"])),
         prop::sample::select(vec!["bot-1", "bot-2"]),
         any::<bool>(),
+        prop::option::of(prop::sample::select(vec![
+            "/usr/bin/pg_dump",
+            "/usr/bin/ls",
+            "/tmp/x/ls",
+            "relative/ls",
+        ])),
     )
-        .prop_map(|(kind, resource, argv, env, id, delegated)| Action {
+        .prop_map(|(kind, resource, argv, env, id, delegated, program)| Action {
             kind: kind.into(),
             resource: resource.into(),
             labels: env
                 .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
                 .unwrap_or_default(),
-            details: argv
-                .map(|a| json!({ "argv": a }))
-                .unwrap_or_else(|| json!({})),
+            details: match (argv, program) {
+                (Some(a), Some(p)) => json!({ "argv": a, "program": p }),
+                (Some(a), None) => json!({ "argv": a }),
+                (None, _) => json!({}),
+            },
             principal: Chain {
                 id: id.into(),
                 kind: PrincipalKind::Agent,
