@@ -3,15 +3,15 @@
 //! `SELECT 1; DELETE FROM customers`) and a comment hides nothing from a pattern.
 //!
 //! Where a statement ends depends on how the server reads quotes and comments, and servers
-//! disagree: PostgreSQL keeps a backslash literal in '…' and nests /* */ comments, MySQL treats a
-//! backslash as an escape and `#` as a comment. The text is cut both ways and every statement of
-//! either reading is kept, so whichever server runs it, each of its statements is among those
-//! matched.
+//! disagree: PostgreSQL keeps a backslash literal in '…' (unless `standard_conforming_strings`
+//! is off) and nests /* */ comments, MySQL treats a backslash as an escape and `#` as a comment.
+//! The text is cut every one of those ways and every statement of any reading is kept, so
+//! whichever server runs it, each of its statements is among those matched.
 
 /// The statements of `sql` under every reading, normalized, without repeats or empty ones.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
     let mut all = Vec::new();
-    for dialect in [Dialect::POSTGRES, Dialect::MYSQL] {
+    for dialect in [Dialect::POSTGRES, Dialect::POSTGRES_LEGACY, Dialect::MYSQL] {
         for statement in split(sql, dialect) {
             if !statement.is_empty() && !all.contains(&statement) {
                 all.push(statement);
@@ -48,6 +48,11 @@ impl Dialect {
         dollar_quotes: true,
         backticks: false,
         executable_comments: false,
+    };
+    /// PostgreSQL with `standard_conforming_strings = off`: backslashes escape in '…' too.
+    const POSTGRES_LEGACY: Dialect = Dialect {
+        backslash_escapes: true,
+        ..Dialect::POSTGRES
     };
     const MYSQL: Dialect = Dialect {
         backslash_escapes: true,

@@ -78,6 +78,9 @@ fn each_statement_is_matched_on_its_own() {
         // A dollar-quoted body is one string to PostgreSQL; MySQL sees no quote there.
         dropped("SELECT $q$ ; $q$; DROP TABLE customers"),
         dropped("SELECT 1 /*M! ; DROP TABLE customers */"),
+        // PostgreSQL with standard_conforming_strings off escapes the quote and reads # as an
+        // operator.
+        dropped(r"SELECT 'a\'' # ; DROP TABLE customers"),
         // MySQL needs a space after --: `--1` is minus minus one.
         dropped("SELECT 1 --1; DROP TABLE customers"),
     ];
