@@ -134,29 +134,31 @@ fn action_strategy() -> impl Strategy<Value = Action> {
             "relative/ls",
         ])),
     )
-        .prop_map(|(kind, resource, argv, env, id, delegated, program)| Action {
-            kind: kind.into(),
-            resource: resource.into(),
-            labels: env
-                .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
-                .unwrap_or_default(),
-            details: match (argv, program) {
-                (Some(a), Some(p)) => json!({ "argv": a, "program": p }),
-                (Some(a), None) => json!({ "argv": a }),
-                (None, _) => json!({}),
-            },
-            principal: Chain {
-                id: id.into(),
-                kind: PrincipalKind::Agent,
-                on_behalf_of: if delegated {
-                    vec!["alice".into()]
-                } else {
-                    vec![]
+        .prop_map(
+            |(kind, resource, argv, env, id, delegated, program)| Action {
+                kind: kind.into(),
+                resource: resource.into(),
+                labels: env
+                    .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
+                    .unwrap_or_default(),
+                details: match (argv, program) {
+                    (Some(a), Some(p)) => json!({ "argv": a, "program": p }),
+                    (Some(a), None) => json!({ "argv": a }),
+                    (None, _) => json!({}),
                 },
-                started_by: None,
+                principal: Chain {
+                    id: id.into(),
+                    kind: PrincipalKind::Agent,
+                    on_behalf_of: if delegated {
+                        vec!["alice".into()]
+                    } else {
+                        vec![]
+                    },
+                    started_by: None,
+                },
+                justification: None,
             },
-            justification: None,
-        })
+        )
 }
 
 proptest! {
