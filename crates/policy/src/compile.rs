@@ -15,6 +15,7 @@ use crate::condition::Condition;
 use crate::decision::{Outcome, Requirement};
 use crate::glob::Glob;
 use crate::index::{IndexEntry, RuleIndex};
+use crate::program::CommandPattern;
 use crate::source::{ApproversSource, Lines, MatchSource, Patterns, PolicySource, RuleSource};
 
 /// How long a request stays open when neither its rule nor the policy says.
@@ -171,7 +172,7 @@ pub(crate) struct Matchers {
     pub kinds: Vec<Glob>,
     pub resources: Vec<Glob>,
     pub labels: Vec<(String, Vec<Glob>)>,
-    pub commands: Vec<Glob>,
+    pub commands: Vec<CommandPattern>,
     pub sql: Vec<Glob>,
 }
 
@@ -581,7 +582,10 @@ impl<'t> Compiler<'t> {
             .command
             .as_ref()
             .map(|p| self.globs(p, false, line, subject, "match.command"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(CommandPattern::new)
+            .collect();
         let sql = m
             .sql
             .as_ref()
@@ -758,7 +762,7 @@ fn index_entry(rule: &Rule) -> IndexEntry {
             .matchers
             .commands
             .iter()
-            .map(Glob::literal_prefix)
+            .map(|c| c.glob.literal_prefix())
             .collect(),
     }
 }

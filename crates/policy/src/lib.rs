@@ -11,7 +11,9 @@ mod decision;
 mod explain;
 pub mod glob;
 mod index;
+mod program;
 pub mod source;
+mod sql;
 mod testing;
 
 pub use compile::{
@@ -20,5 +22,6 @@ pub use compile::{
 };
 pub use decide::command_line;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
+pub use program::TRUSTED_DIRECTORIES;
 pub use source::PolicySource;
 pub use testing::TestReport;
