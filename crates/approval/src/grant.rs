@@ -14,7 +14,7 @@ use countersign_model::ids::GrantId;
 use countersign_model::{Digest, KeyError, PublicKey, RequestId, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Request, State};
+use crate::request::Request;
 
 /// How long a grant stays valid unless the caller says otherwise: enough to start the action,
 /// too short to hoard.
@@ -67,10 +67,15 @@ pub enum GrantError {
     NotYetValid { at: Timestamp },
     #[error("no grant can be issued: the request is {state}, not approved")]
     NotApproved { state: &'static str },
+    #[error(
+        "no grant can be issued: the approval expired unused at {at}; ask for the action again"
+    )]
+    ApprovalExpired { at: Timestamp },
 }
 
 impl Grant {
-    /// Issues the grant for an approved request.
+    /// Issues the grant for an approved request, while its approval lasts: the grant expires
+    /// after `ttl`, or when the approval does if that is sooner.
     pub fn issue(
         request: &Request,
         grant: GrantId,
@@ -78,17 +83,20 @@ impl Grant {
         ttl: Duration,
         key: &SecretKey,
     ) -> Result<Grant, GrantError> {
-        if !matches!(request.state, State::Approved { .. }) {
+        let Some(approval_ends) = request.approval_expires_at() else {
             return Err(GrantError::NotApproved {
                 state: request.state.name(),
             });
+        };
+        if now >= approval_ends {
+            return Err(GrantError::ApprovalExpired { at: approval_ends });
         }
         let claims = GrantClaims {
             grant,
             request: request.id,
             digest: request.digest,
             issued_at: now,
-            expires_at: now.plus(ttl),
+            expires_at: now.plus(ttl).min(approval_ends),
             key: key.public_key().key_id(),
         };
         Ok(Grant::sign(claims, key))

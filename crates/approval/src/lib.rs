@@ -6,11 +6,13 @@
 //! functions return; it never decides anything itself.
 
 mod grant;
+mod in_force;
 mod quorum;
 mod request;
 mod review;
 
 pub use grant::{DEFAULT_GRANT_TTL, Grant, GrantClaims, GrantError};
+pub use in_force::Lapse;
 pub use quorum::{RequirementProgress, progress};
 pub use request::{Event, OpenError, Refusal, Request, State};
 pub use review::{Authentication, Channel, Review, Reviewer, Verdict};

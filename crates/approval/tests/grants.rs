@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use countersign_approval::{
-    Authentication, Channel, Event, Grant, GrantError, Request, Review, Reviewer, Verdict,
+    Authentication, Channel, Event, Grant, GrantError, Lapse, Request, Review, Reviewer, Verdict,
 };
 use countersign_model::ids::GrantId;
 use countersign_model::{Action, Chain, PrincipalKind, RequestId, SecretKey, Timestamp};
@@ -46,6 +46,7 @@ fn approved_request() -> Request {
             denials: 1,
         }],
         timeout_seconds: Some(600),
+        approval_ttl_seconds: None,
         condition_failures: vec![],
         explanation: String::new(),
     };
@@ -199,5 +200,94 @@ fn only_approved_requests_yield_grants() {
     assert_eq!(
         error.to_string(),
         "no grant can be issued: the request is pending, not approved"
+    );
+}
+
+#[test]
+fn a_grant_lasts_no_longer_than_its_approval_and_none_is_issued_after_it() {
+    let key = SecretKey::from_seed([1; 32]);
+    // Approved at 5s; the rule names no approval_ttl, so the approval lasts the default 15 minutes.
+    let request = approved_request();
+    assert_eq!(request.approval_expires_at(), Some(now(905)));
+    let issue_at = |secs| {
+        Grant::issue(
+            &request,
+            GrantId::from_random([3; 16]),
+            now(secs),
+            Duration::from_secs(300),
+            &key,
+        )
+    };
+    assert_eq!(issue_at(800).unwrap().claims.expires_at, now(905));
+    assert_eq!(
+        issue_at(905).unwrap_err(),
+        GrantError::ApprovalExpired { at: now(905) }
+    );
+    let mut short = request.clone();
+    short.decision.approval_ttl_seconds = Some(60);
+    assert_eq!(short.approval_expires_at(), Some(now(65)));
+}
+
+#[test]
+fn an_approval_stands_only_while_the_policy_in_force_agrees() {
+    let request = approved_request();
+    let id = request.id;
+    let same = request.decision.clone();
+    assert_eq!(request.approval_in_force(&same, now(10)), Ok(()));
+    let allowed = Decision {
+        outcome: Outcome::Allow,
+        requirements: vec![],
+        ..same.clone()
+    };
+    assert_eq!(request.approval_in_force(&allowed, now(10)), Ok(()));
+
+    let denied = Decision {
+        outcome: Outcome::Deny,
+        rules: vec!["freeze".into()],
+        requirements: vec![],
+        explanation: "Production is frozen.".into(),
+        ..same.clone()
+    };
+    let lapse = request.approval_in_force(&denied, now(10)).unwrap_err();
+    assert_eq!(
+        lapse.to_string(),
+        format!(
+            "the policy in force now denies this action (rule freeze): Production is frozen. The \
+             approval of request {id} no longer lets it run"
+        )
+    );
+
+    let mut stricter = same.clone();
+    stricter.requirements[0].count = 2;
+    assert!(matches!(
+        request.approval_in_force(&stricter, now(10)),
+        Err(Lapse::RequirementsUnmet { .. })
+    ));
+    // sam approved as a member of sre; a policy that now wants dba does not count him.
+    let mut elsewhere = same.clone();
+    elsewhere.requirements[0].groups = vec!["dba".into()];
+    let lapse = request.approval_in_force(&elsewhere, now(10)).unwrap_err();
+    assert!(
+        lapse
+            .to_string()
+            .starts_with("the policy in force now requires 1 approval from members of dba"),
+        "{lapse}"
+    );
+
+    assert_eq!(
+        request.approval_in_force(&same, now(905)),
+        Err(Lapse::Expired {
+            request: id,
+            at: now(905)
+        })
+    );
+    let mut pending = request.clone();
+    pending.state = countersign_approval::State::Pending;
+    assert_eq!(
+        pending.approval_in_force(&same, now(10)),
+        Err(Lapse::NotApproved {
+            request: id,
+            state: "pending"
+        })
     );
 }

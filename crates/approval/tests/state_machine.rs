@@ -55,6 +55,7 @@ fn open(requirements: Vec<Requirement>) -> Request {
         rules: requirements.iter().map(|r| r.rule.clone()).collect(),
         requirements,
         timeout_seconds: Some(1800),
+        approval_ttl_seconds: None,
         condition_failures: vec![],
         explanation: "test".into(),
     };

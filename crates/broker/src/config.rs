@@ -47,6 +47,8 @@ struct PrincipalEntry {
     #[serde(default)]
     acts_for: Vec<String>,
     #[serde(default)]
+    started_by: Option<String>,
+    #[serde(default)]
     admin: bool,
     #[serde(default)]
     slack_user: Option<String>,
@@ -61,8 +63,12 @@ pub struct Principal {
     pub kind: PrincipalKind,
     pub groups: BTreeSet<String>,
     pub email: Option<String>,
-    /// The humans an agent may act for.
+    /// The humans an agent acts for: part of the chain of every request it makes.
     pub acts_for: Vec<String>,
+    /// The principal that starts this agent (a pipeline, a scheduler, a person): part of the chain
+    /// of every request it makes, so it never reviews them. Only the configuration says so; an
+    /// agent cannot name who started it.
+    pub started_by: Option<String>,
     /// May reload the policy (humans only).
     pub admin: bool,
     /// The Slack user id (`U0123ABCD`) whose clicks in Slack are this human's reviews; without
@@ -173,6 +179,11 @@ impl Config {
                     "{at}: acts_for is only for agents; a human acts for themselves"
                 ));
             }
+            if kind == PrincipalKind::Human && entry.started_by.is_some() {
+                errors.push(format!(
+                    "{at}: started_by is only for agents; a human starts themselves"
+                ));
+            }
             if kind == PrincipalKind::Agent
                 && (entry.slack_user.is_some() || entry.oidc_subject.is_some())
             {
@@ -209,6 +220,7 @@ impl Config {
                 groups: entry.groups.iter().cloned().collect(),
                 email: entry.email.clone(),
                 acts_for: entry.acts_for.clone(),
+                started_by: entry.started_by.clone(),
                 admin: entry.admin,
                 slack_user: entry.slack_user.clone(),
                 oidc_subject: entry.oidc_subject.clone(),
@@ -227,6 +239,22 @@ impl Config {
                         p.id
                     )),
                 }
+            }
+        }
+        for p in &principals {
+            let Some(starter) = &p.started_by else {
+                continue;
+            };
+            if starter == &p.id {
+                errors.push(format!(
+                    "principal '{}': started_by names itself; name the principal that starts it, or remove started_by",
+                    p.id
+                ));
+            } else if !principals.iter().any(|q| &q.id == starter) {
+                errors.push(format!(
+                    "principal '{}': started_by names '{starter}', who is not in principals; add it there first",
+                    p.id
+                ));
             }
         }
         if !errors.is_empty() {

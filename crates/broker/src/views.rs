@@ -20,6 +20,8 @@ pub struct RequestView {
     pub expires_at: Timestamp,
     pub decided_at: Option<Timestamp>,
     pub decided_by: Option<String>,
+    /// For an approved request: when its approval stops letting the action run.
+    pub approval_expires_at: Option<Timestamp>,
     pub summary: String,
     pub grant: Option<GrantView>,
 }
@@ -44,7 +46,13 @@ pub struct GrantView {
 pub fn summary(request: &Request) -> String {
     match &request.state {
         RequestState::Pending => request.waiting_summary(),
-        RequestState::Approved { .. } => format!("approved; request {}", request.id),
+        RequestState::Approved { .. } => match request.approval_expires_at() {
+            Some(until) => format!(
+                "approved; request {}. The approval can be used until {until}",
+                request.id
+            ),
+            None => format!("approved; request {}", request.id),
+        },
         RequestState::Denied { by, .. } => {
             let comment = request
                 .denial()
@@ -97,6 +105,7 @@ pub fn view(request: &Request, grant: Option<GrantView>) -> RequestView {
         expires_at: request.expires_at,
         decided_at,
         decided_by,
+        approval_expires_at: request.approval_expires_at(),
         summary: summary(request),
         grant,
     }

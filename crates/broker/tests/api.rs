@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 async fn allowed_and_denied_actions_answer_with_rules_and_explanations() {
     let b = start().await;
     let (status, body) = b
-        .post("deploy-bot", "/v1/actions", json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls", "-l"]}}))
+        .post("deploy-bot", "/v1/actions", json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls", "-l"], "program": "/usr/bin/ls"}}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["decision"], "allow");

@@ -159,8 +159,7 @@ async fn when_the_store_cannot_commit_nothing_is_allowed_and_nothing_is_granted(
     let digest = approved["digest"].as_str().unwrap().to_owned();
 
     broken.store(true, Ordering::SeqCst);
-    let allowed =
-        json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"]}});
+    let allowed = json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"], "program": "/usr/bin/ls"}});
     for (what, (status, body)) in [
         (
             "an allowed action",

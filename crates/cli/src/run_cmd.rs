@@ -6,6 +6,7 @@
 
 mod child;
 mod enforce;
+mod resolve;
 mod signals;
 mod status;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,7 +34,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   N        the command ran and exited with N (128+n if signal n killed it)
   2        usage error (bad flags, no token, an invalid action); nothing was sent
-  126, 127 the command was allowed but could not be started, or was not found
+  126, 127 the command could not be started, or was not found (when it is not found
+           before asking, nothing is sent)
   200      denied, by the policy or by a reviewer (stderr says who and why)
   201      nobody approved in time (the request expired, or --wait passed)
   202      cancelled (Ctrl-C or SIGTERM while waiting, or someone withdrew the request)
@@ -87,8 +90,15 @@ fn parse_wait(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 
-/// The action for the command: `details = {"argv": [...], "cwd": ...}`.
-pub fn build_action(args: &RunArgs, cwd: &str, hostname: &str) -> anyhow::Result<ActionRequest> {
+/// The action for the command: `details = {"argv": [...], "cwd": ..., "program": ...}`, where
+/// `program` is the absolute path of the file that will run (see [`resolve::program`]): rules
+/// decide on it, reviewers see it, and it is what is executed.
+pub fn build_action(
+    args: &RunArgs,
+    cwd: &str,
+    program: &str,
+    hostname: &str,
+) -> anyhow::Result<ActionRequest> {
     let resource = args
         .resource
         .clone()
@@ -101,7 +111,7 @@ pub fn build_action(args: &RunArgs, cwd: &str, hostname: &str) -> anyhow::Result
         }
     }
     action.labels = labels;
-    action.details = json!({ "argv": args.command, "cwd": cwd });
+    action.details = json!({ "argv": args.command, "cwd": cwd, "program": program });
     action.justification = args.justification.clone();
     action
         .validate()
@@ -219,10 +229,13 @@ pub fn next_step(view: &RequestView) -> Step<'_> {
         RequestState::Approved => match &view.grant {
             Some(grant) => Step::Run(grant),
             None => Step::Stop(Outcome::GrantRefused {
+                // The summary says why (an approval that expired, a policy that now denies).
                 reason: format!(
                     "request {} was approved, but the broker sent no grant with it (only the \
-                     requester receives one: is COUNTERSIGN_TOKEN the requester's?)",
-                    view.id
+                     requester receives one: is COUNTERSIGN_TOKEN the requester's?); the broker \
+                     says: {}",
+                    view.id,
+                    clean(&view.summary)
                 ),
             }),
         },
@@ -262,11 +275,25 @@ pub fn denial_message(view: &RequestView) -> String {
 /// Runs `countersign run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let action = build_action(&args, &cwd.to_string_lossy(), &hostname())?;
+    // Found once, here: the same file is named in the action and executed, whatever happens to
+    // PATH or the directories in it while the request waits.
+    let first = args.command.first().map_or("", String::as_str);
+    let program = match resolve::program(first, &cwd, std::env::var_os("PATH").as_deref()) {
+        Ok(program) => program,
+        Err(error) => {
+            let outcome = Outcome::Ran(Ran::NotStarted { error });
+            if let Some(message) = outcome.message() {
+                eprintln!("countersign: {message}; nothing was asked");
+            }
+            return Ok(ExitCode::from(outcome.exit_code()));
+        }
+    };
+    let action = build_action(&args, &cwd.to_string_lossy(), &program, &hostname())?;
     let client = args.connection.client()?;
     let mut enforcer = enforce::Enforcer {
         client: &client,
         action: &action,
+        program: Path::new(&program),
         argv: &args.command,
         wait: args.wait,
         signals: Signals::listen().context("cannot listen for Ctrl-C and SIGTERM")?,

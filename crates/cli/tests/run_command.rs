@@ -153,8 +153,37 @@ async fn an_allowed_command_runs_at_once_with_its_own_exit_status() {
     assert_eq!(
         call.json(),
         json!({"kind": "shell.exec", "resource": "host:test",
-               "details": {"argv": ["sh", "-c", "touch ran; exit 3"], "cwd": dir.to_str().unwrap()}})
+               "details": {"argv": ["sh", "-c", "touch ran; exit 3"], "cwd": dir.to_str().unwrap(),
+                           "program": in_path("sh")}})
     );
+}
+
+/// Where a shell finds `name` through this process's PATH, its directory's symlinks resolved.
+fn in_path(name: &str) -> String {
+    let path = std::env::var_os("PATH").unwrap();
+    let dir = std::env::split_paths(&path)
+        .find(|dir| dir.join(name).is_file())
+        .unwrap();
+    format!("{}/{name}", dir.canonicalize().unwrap().display())
+}
+
+#[tokio::test]
+async fn a_command_that_is_not_found_asks_nothing() {
+    let broker = FakeBroker::start(|_| Reply::json(500, json!({}))).await;
+    let dir = workdir("not-found");
+    let out = run(
+        &broker.url,
+        &dir,
+        &["run", "--", "countersign-no-such-program", "x"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "countersign: cannot run the command: command not found: no program named \
+         countersign-no-such-program in PATH; nothing was asked\n"
+    );
+    assert!(broker.seen().is_empty());
 }
 
 #[tokio::test]

@@ -152,7 +152,7 @@ async fn allowed(s: &Settings, clients: usize) -> Result<AllowedRow, BoxError> {
                     return Ok::<_, BoxError>(samples);
                 }
                 let mut action = ActionRequest::new("shell.exec", "host:bench");
-                action.details = json!({"argv": ["echo", format!("bench-{clients}-{task}-{i}")]});
+                action.details = json!({"argv": ["echo", format!("bench-{clients}-{task}-{i}")], "program": "/usr/bin/echo"});
                 i += 1;
                 let answer = client.evaluate(&action, None).await?;
                 let done = Instant::now();

@@ -281,6 +281,9 @@ pub struct Whoami {
     /// The humans this principal acts for.
     #[serde(default)]
     pub acts_for: Vec<String>,
+    /// Who starts this principal, as the broker's configuration says (part of its chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
     #[serde(default)]
     pub admin: bool,
 }

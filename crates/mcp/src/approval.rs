@@ -182,9 +182,11 @@ impl Hold<'_> {
             RequestState::Approved => match &view.grant {
                 Some(grant) => grant,
                 None => {
+                    // The summary says why (an approval that expired, a policy that now denies).
                     return self.refused(&format!(
                         "request {id} was approved, but the broker sent no grant with it (only the \
-                         requester receives one)"
+                         requester receives one); the broker says: {}",
+                        view.summary
                     ));
                 }
             },

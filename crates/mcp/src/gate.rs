@@ -99,7 +99,7 @@ impl Gate {
             id: me.id,
             kind: me.kind,
             on_behalf_of: me.acts_for,
-            started_by: None,
+            started_by: me.started_by,
         };
         Gate::offline(config, principal, policy, client, spool)
     }

@@ -15,10 +15,19 @@ use crate::condition::Condition;
 use crate::decision::{Outcome, Requirement};
 use crate::glob::Glob;
 use crate::index::{IndexEntry, RuleIndex};
+use crate::program::CommandPattern;
 use crate::source::{ApproversSource, Lines, MatchSource, Patterns, PolicySource, RuleSource};
 
 /// How long a request stays open when neither its rule nor the policy says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long an approval can be used, from the moment it is given, when its rule does not say:
+/// long enough for the requester to pick it up and run, too short to hoard.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The longest `approval_ttl` a rule may set: an approval lets one action run now, it is not a
+/// standing permission.
+pub const MAX_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +100,8 @@ pub struct Rule {
     pub(crate) condition: Option<Condition>,
     pub requirement: Option<Requirement>,
     pub timeout: Option<Duration>,
+    /// How long an approval of its requests can be used (`approval_ttl`).
+    pub approval_ttl: Option<Duration>,
     /// Where requests this rule opens are announced (`notify`), in the order written.
     pub notify: Vec<NotifyTarget>,
 }
@@ -161,7 +172,7 @@ pub(crate) struct Matchers {
     pub kinds: Vec<Glob>,
     pub resources: Vec<Glob>,
     pub labels: Vec<(String, Vec<Glob>)>,
-    pub commands: Vec<Glob>,
+    pub commands: Vec<CommandPattern>,
     pub sql: Vec<Glob>,
 }
 
@@ -451,6 +462,33 @@ impl<'t> Compiler<'t> {
             }
             None => None,
         };
+        let approval_ttl = match &rule.approval_ttl {
+            Some(t) if outcome.is_some_and(|o| o != Outcome::RequireApproval) => {
+                let line = self.line(t.span());
+                self.error(
+                    line,
+                    subject.clone(),
+                    "approval_ttl only applies to decision = \"require_approval\"",
+                );
+                None
+            }
+            Some(t) => {
+                let line = self.line(t.span());
+                match self.duration(t.get_ref(), line, subject.clone(), "approval_ttl") {
+                    Some(d) if d > MAX_APPROVAL_TTL => {
+                        self.error(
+                            line,
+                            subject.clone(),
+                            "approval_ttl must be at most 24h: an approval lets the action run \
+                             soon after it is given, it is not a standing permission",
+                        );
+                        None
+                    }
+                    d => d,
+                }
+            }
+            None => None,
+        };
         let mut notify = Vec::new();
         if let Some(targets) = &rule.notify {
             let line = self.line(targets.span());
@@ -480,6 +518,7 @@ impl<'t> Compiler<'t> {
             condition,
             requirement,
             timeout,
+            approval_ttl,
             notify,
         })
     }
@@ -543,7 +582,10 @@ impl<'t> Compiler<'t> {
             .command
             .as_ref()
             .map(|p| self.globs(p, false, line, subject, "match.command"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(CommandPattern::new)
+            .collect();
         let sql = m
             .sql
             .as_ref()
@@ -720,7 +762,7 @@ fn index_entry(rule: &Rule) -> IndexEntry {
             .matchers
             .commands
             .iter()
-            .map(Glob::literal_prefix)
+            .map(|c| c.glob.literal_prefix())
             .collect(),
     }
 }

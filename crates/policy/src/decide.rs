@@ -5,24 +5,26 @@ use cel::Context;
 use countersign_model::Action;
 use countersign_model::action::shell_join;
 
-use crate::compile::{Matchers, Policy, Rule, normalize_sql};
+use crate::compile::{DEFAULT_APPROVAL_TTL, Matchers, Policy, Rule};
 use crate::condition::context_for;
 use crate::decision::{ConditionFailure, Decision, Outcome};
 use crate::explain::explain;
+use crate::program::CommandLines;
+use crate::sql::statements;
 
 /// What a decision computes at most once per action, and only if a candidate rule needs it.
 struct Facts<'a> {
     action: &'a Action,
-    command: Option<String>,
-    sql: Option<Option<String>>,
+    commands: Option<CommandLines>,
+    sql: Option<Option<Vec<String>>>,
     context: Option<Context<'static, 'static>>,
 }
 
 impl Facts<'_> {
-    fn sql(&mut self) -> Option<&str> {
+    fn sql(&mut self) -> Option<&[String]> {
         let action = self.action;
         self.sql
-            .get_or_insert_with(|| action.sql().map(|sql| normalize_sql(sql).to_lowercase()))
+            .get_or_insert_with(|| action.sql().map(statements))
             .as_deref()
     }
 }
@@ -35,8 +37,10 @@ pub fn command_line(argv: &[&str]) -> String {
 }
 
 impl Matchers {
-    /// Whether the rule's `match` fits the action (its condition aside).
-    fn fit(&self, facts: &mut Facts<'_>) -> bool {
+    /// Whether the rule's `match` fits the action (its condition aside). An allow rule
+    /// (`strict`) must fit the whole action: every statement of its SQL, and a command's program
+    /// as resolved (see [`CommandLines::fit`]); a deny or approval rule fits if any part does.
+    fn fit(&self, facts: &mut Facts<'_>, strict: bool) -> bool {
         let action = facts.action;
         self.kinds.iter().any(|g| g.matches(&action.kind))
             && (self.resources.is_empty()
@@ -49,14 +53,19 @@ impl Matchers {
             })
             && (self.commands.is_empty()
                 || facts
-                    .command
-                    .as_deref()
-                    .is_some_and(|c| self.commands.iter().any(|g| g.matches(c))))
+                    .commands
+                    .as_ref()
+                    .is_some_and(|lines| lines.fit(&self.commands, strict)))
             && (self.sql.is_empty() || {
                 let globs = &self.sql;
-                facts
-                    .sql()
-                    .is_some_and(|sql| globs.iter().any(|g| g.matches(sql)))
+                let fits = |statement: &String| globs.iter().any(|g| g.matches(statement));
+                facts.sql().is_some_and(|statements| {
+                    if strict {
+                        !statements.is_empty() && statements.iter().all(fits)
+                    } else {
+                        statements.iter().any(fits)
+                    }
+                })
             })
     }
 }
@@ -66,19 +75,23 @@ impl Policy {
     pub fn decide(&self, action: &Action) -> Decision {
         let mut facts = Facts {
             action,
-            command: action.argv().map(|argv| command_line(&argv)),
+            commands: CommandLines::of(action),
             sql: None,
             context: None,
         };
-        let candidates =
-            self.index
-                .candidates(&action.kind, &action.resource, facts.command.as_deref());
+        let lines: Vec<&str> = facts.commands.iter().flat_map(CommandLines::all).collect();
+        let candidates = self
+            .index
+            .candidates(&action.kind, &action.resource, &lines);
         let mut matched: Vec<&Rule> = Vec::new();
         let mut failures = Vec::new();
         let mut failed_rules: Vec<&Rule> = Vec::new();
         for i in candidates {
             let rule = &self.rules[i as usize];
-            if !rule.matchers.fit(&mut facts) {
+            if !rule
+                .matchers
+                .fit(&mut facts, rule.outcome == Outcome::Allow)
+            {
                 continue;
             }
             if let Some(condition) = &rule.condition {
@@ -132,12 +145,20 @@ impl Policy {
                 .min()
                 .unwrap_or(self.default_timeout)
         });
+        let approval_ttl = (outcome == Outcome::RequireApproval).then(|| {
+            deciding
+                .iter()
+                .map(|r| r.approval_ttl.unwrap_or(DEFAULT_APPROVAL_TTL))
+                .min()
+                .unwrap_or(DEFAULT_APPROVAL_TTL)
+        });
         let explanation = explain(action, outcome, &deciding, &failures, timeout);
         Decision {
             outcome,
             rules: rule_ids.into_iter().map(|(_, id)| id.to_owned()).collect(),
             requirements,
             timeout_seconds: timeout.map(|t| t.as_secs()),
+            approval_ttl_seconds: approval_ttl.map(|t| t.as_secs()),
             condition_failures: failures,
             explanation,
         }

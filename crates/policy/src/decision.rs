@@ -131,6 +131,11 @@ pub struct Decision {
     /// For require_approval: how long the request stays open (the shortest of the rules' timeouts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// For require_approval: how long an approval can be used once given (the shortest of the
+    /// rules' `approval_ttl`s). Absent in requests stored before approvals had a lifetime, which
+    /// then get the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_ttl_seconds: Option<u64>,
     /// Conditions that failed to evaluate; any makes the decision deny.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub condition_failures: Vec<ConditionFailure>,

@@ -81,14 +81,21 @@ fn end_sentence(text: &str) -> String {
     }
 }
 
-/// "run `pg_dump customers`", "execute the SQL `COPY …`", "call the tool with …".
+/// "run `pg_dump customers` (the program /usr/bin/pg_dump)", "execute the SQL `COPY …`", "call
+/// the tool with …". The program is named because `pg_dump` alone does not say which file runs.
 fn describe_action(action: &Action) -> String {
     let details = &action.details;
     let text = |key: &str| details.get(key).and_then(|v| v.as_str());
     // By the kind alone, as every channel sums it up: a tool call's `argv` argument is not a
     // command it runs.
     match summary(action) {
-        Summary::Command(argv) => return format!("run `{}`", quote(&shell_join(argv))),
+        Summary::Command(argv) => {
+            let mut s = format!("run `{}`", quote(&shell_join(argv)));
+            if let Some(program) = text("program") {
+                s.push_str(&format!(" (the program {})", quote(program)));
+            }
+            return s;
+        }
         Summary::Sql(sql) => return format!("execute the SQL `{}`", quote(sql)),
         Summary::Details(_) => {}
     }

@@ -121,10 +121,17 @@ impl RuleIndex {
     }
 
     /// The rules that could match an action, in file order, without repeats.
-    pub fn candidates(&self, kind: &str, resource: &str, command: Option<&str>) -> Vec<u32> {
+    /// `commands` are every command line the action can be read as (by the program's name and
+    /// by its path); none when it runs no command.
+    pub fn candidates(&self, kind: &str, resource: &str, commands: &[&str]) -> Vec<u32> {
         let mut out = Vec::with_capacity(8);
         self.by_resource.collect(kind, Some(resource), &mut out);
-        self.by_command.collect(kind, command, &mut out);
+        if commands.is_empty() {
+            self.by_command.collect(kind, None, &mut out);
+        }
+        for command in commands {
+            self.by_command.collect(kind, Some(command), &mut out);
+        }
         out.sort_unstable();
         out.dedup();
         out

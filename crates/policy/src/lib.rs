@@ -11,14 +11,17 @@ mod decision;
 mod explain;
 pub mod glob;
 mod index;
+mod program;
 pub mod source;
+mod sql;
 mod testing;
 
 pub use compile::{
-    DEFAULT_TIMEOUT, NotifyTarget, Policy, PolicyError, PolicyErrors, PolicyTest, Rule,
-    normalize_sql,
+    DEFAULT_APPROVAL_TTL, DEFAULT_TIMEOUT, MAX_APPROVAL_TTL, NotifyTarget, Policy, PolicyError,
+    PolicyErrors, PolicyTest, Rule, normalize_sql,
 };
 pub use decide::command_line;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
+pub use program::TRUSTED_DIRECTORIES;
 pub use source::PolicySource;
 pub use testing::TestReport;

@@ -51,6 +51,10 @@ pub struct RuleSource {
     /// How long a request this rule opens stays pending: 30m, 4h, 1d.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
+    /// How long an approval of a request this rule opens can be used, from the moment it is
+    /// approved: 5m, 1h (default 15m, at most 24h). After that the action must be asked for again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_ttl: Option<Spanned<String>>,
     /// Where a request this rule opens is announced, besides the broker's default channels:
     /// `slack:#dba-approvals`, `slack:C0123ABCD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

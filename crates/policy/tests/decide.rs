@@ -136,6 +136,44 @@ fn several_approval_rules_combine_and_the_shortest_timeout_wins() {
 }
 
 #[test]
+fn an_approval_lasts_the_shortest_approval_ttl_of_its_rules_or_the_default() {
+    let rules = |ttl: &str| {
+        Policy::parse(&format!(
+            r#"
+            default = "allow"
+            [[rules]]
+            id = "plain"
+            decision = "require_approval"
+            reason = "one"
+            match.kind = "shell.exec"
+            approvers = {{ groups = ["sre"] }}
+            [[rules]]
+            id = "short"
+            decision = "require_approval"
+            reason = "two"
+            match.kind = "shell.*"
+            approvers = {{ groups = ["sre"] }}
+            {ttl}
+            "#
+        ))
+        .unwrap()
+    };
+    let ls = action("shell.exec", "host:x", &[], json!({"argv": ["ls"]}));
+    assert_eq!(
+        rules("approval_ttl = \"2m\"")
+            .decide(&ls)
+            .approval_ttl_seconds,
+        Some(120)
+    );
+    assert_eq!(
+        rules("").decide(&ls).approval_ttl_seconds,
+        Some(countersign_policy::DEFAULT_APPROVAL_TTL.as_secs())
+    );
+    let other = action("http.request", "api:x", &[], json!({}));
+    assert_eq!(rules("").decide(&other).approval_ttl_seconds, None);
+}
+
+#[test]
 fn a_condition_that_errors_denies_and_records_why() {
     let policy = Policy::parse(
         r#"

@@ -46,6 +46,8 @@ fn rule_spec() -> impl Strategy<Value = RuleSpec> {
             "*",
             "kubectl delete *",
             "pg_dump",
+            "/usr/bin/pg_dump *",
+            "/tmp/*",
         ])),
         prop::option::of(prop::sample::select(vec!["production", "staging", "*"])),
         prop::option::of(prop::sample::select(vec![
@@ -125,28 +127,38 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         prop::option::of(prop::sample::select(vec!["production", "staging"])),
         prop::sample::select(vec!["bot-1", "bot-2"]),
         any::<bool>(),
+        prop::option::of(prop::sample::select(vec![
+            "/usr/bin/pg_dump",
+            "/usr/bin/ls",
+            "/tmp/x/ls",
+            "relative/ls",
+        ])),
     )
-        .prop_map(|(kind, resource, argv, env, id, delegated)| Action {
-            kind: kind.into(),
-            resource: resource.into(),
-            labels: env
-                .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
-                .unwrap_or_default(),
-            details: argv
-                .map(|a| json!({ "argv": a }))
-                .unwrap_or_else(|| json!({})),
-            principal: Chain {
-                id: id.into(),
-                kind: PrincipalKind::Agent,
-                on_behalf_of: if delegated {
-                    vec!["alice".into()]
-                } else {
-                    vec![]
+        .prop_map(
+            |(kind, resource, argv, env, id, delegated, program)| Action {
+                kind: kind.into(),
+                resource: resource.into(),
+                labels: env
+                    .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
+                    .unwrap_or_default(),
+                details: match (argv, program) {
+                    (Some(a), Some(p)) => json!({ "argv": a, "program": p }),
+                    (Some(a), None) => json!({ "argv": a }),
+                    (None, _) => json!({}),
                 },
-                started_by: None,
+                principal: Chain {
+                    id: id.into(),
+                    kind: PrincipalKind::Agent,
+                    on_behalf_of: if delegated {
+                        vec!["alice".into()]
+                    } else {
+                        vec![]
+                    },
+                    started_by: None,
+                },
+                justification: None,
             },
-            justification: None,
-        })
+        )
 }
 
 proptest! {

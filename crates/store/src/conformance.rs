@@ -41,6 +41,7 @@ where
     the_audit_log_chains_and_is_checkpointed(fresh().await).await;
     posted_messages_are_kept_until_settled(fresh().await).await;
     reported_events_are_appended_once(fresh().await).await;
+    reported_event_ids_are_each_reporters_own(fresh().await).await;
 }
 
 pub fn at(secs: i64) -> Timestamp {
@@ -74,6 +75,7 @@ pub fn request(seed: u8, requester: &str, opened: i64) -> Request {
             denials: 1,
         }],
         timeout_seconds: Some(600),
+        approval_ttl_seconds: None,
         condition_failures: vec![],
         explanation: "test".into(),
     };
@@ -629,4 +631,39 @@ async fn reported_events_are_appended_once<S: Store>(store: S) {
     let all = store.audit_after(0, 100).await.unwrap();
     assert_eq!(all.len(), 5);
     verify(&all, None).unwrap();
+}
+
+async fn reported_event_ids_are_each_reporters_own<S: Store>(store: S) {
+    let event = |who: &str, id: &str, n: i64| {
+        (
+            Some(id.to_owned()),
+            EventDraft::new(at(n), "action.allowed", "an allowed call")
+                .with_principal(who.to_owned()),
+        )
+    };
+    let (first, left_out) = store
+        .append_reported(vec![event("deploy-bot", "e-1", 1)])
+        .await
+        .unwrap();
+    assert_eq!((first.len(), left_out), (1, 0));
+    // Another reporter's event with the same id is its own event, never a repeat of the first…
+    let (second, left_out) = store
+        .append_reported(vec![
+            event("build-bot", "e-1", 2),
+            event("deploy-bot", "e-1", 3),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(left_out, 1);
+    let second: Vec<(Option<&str>, Timestamp)> = second
+        .iter()
+        .map(|e| (e.principal.as_deref(), e.time))
+        .collect();
+    assert_eq!(second, [(Some("build-bot"), at(2))]);
+    // …and it is recorded as that reporter's: sent again, it is left out.
+    let (third, left_out) = store
+        .append_reported(vec![event("build-bot", "e-1", 4)])
+        .await
+        .unwrap();
+    assert_eq!((third.len(), left_out), (0, 1));
 }

@@ -110,8 +110,9 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, drafts: Vec<EventDraft>) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Appends events an enforcement point reported, each with the id it gave the event, if
-    /// any: an event whose id was appended before (or earlier in the same batch) is left out, so
-    /// a batch sent again is recorded once. Returns the events appended and how many were left
+    /// any: an event whose id was appended before (or earlier in the same batch) by the same
+    /// reporter (the draft's principal) is left out, so a batch sent again is recorded once. Ids
+    /// are the reporter's own: another principal's event with the same id is appended. Returns the events appended and how many were left
     /// out.
     async fn append_reported(
         &self,

@@ -3,7 +3,7 @@
 //! writer at a time anyway) and owns the head of the audit chain; reads use a pool of readers,
 //! which WAL lets run beside the writer.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -123,6 +123,11 @@ async fn read_head(conn: &mut SqliteConnection) -> Result<Option<ChainHead>, Sto
     })
 }
 
+/// Who reported an event: its principal (the broker stamps the caller there).
+fn reporter(draft: &EventDraft) -> String {
+    draft.principal.clone().unwrap_or_default()
+}
+
 /// Audit events per `INSERT` (three parameters each; SQLite takes 32,766 per statement).
 const ROWS_PER_INSERT: usize = 500;
 
@@ -235,39 +240,52 @@ impl Store for SqliteStore {
         &self,
         reported: Vec<(Option<String>, EventDraft)>,
     ) -> Result<(Vec<AuditEvent>, usize), StoreError> {
-        let ids: Vec<String> = reported.iter().filter_map(|(id, _)| id.clone()).collect();
+        // An id is the reporter's own: the same id from two principals names two events.
+        let ids: Vec<(String, String)> = reported
+            .iter()
+            .filter_map(|(id, draft)| Some((reporter(draft), id.clone()?)))
+            .collect();
         self.write(move |tx| {
             Box::pin(async move {
                 let mut seen = HashSet::new();
-                for chunk in ids.chunks(ROWS_PER_INSERT) {
-                    let mut query = sqlx::QueryBuilder::new(
-                        "SELECT event_id FROM reported_events WHERE event_id IN (",
-                    );
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
+                let mut by_reporter: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (who, id) in &ids {
+                    by_reporter.entry(who).or_default().push(id);
+                }
+                for (who, ids) in by_reporter {
+                    for chunk in ids.chunks(ROWS_PER_INSERT) {
+                        let mut query = sqlx::QueryBuilder::new(
+                            "SELECT event_id FROM reported_event_ids WHERE reporter = ",
+                        );
+                        query.push_bind(who).push(" AND event_id IN (");
+                        let mut list = query.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        query.push(")");
+                        let known: Vec<String> =
+                            query.build_query_scalar().fetch_all(&mut **tx).await?;
+                        seen.extend(known.into_iter().map(|id| (who.to_owned(), id)));
                     }
-                    query.push(")");
-                    let known: Vec<String> =
-                        query.build_query_scalar().fetch_all(&mut **tx).await?;
-                    seen.extend(known);
                 }
                 let mut drafts = Vec::with_capacity(reported.len());
                 let mut new_ids = Vec::new();
                 for (id, draft) in reported {
                     match id {
-                        Some(id) if !seen.insert(id.clone()) => {}
                         Some(id) => {
-                            new_ids.push(id);
-                            drafts.push(draft);
+                            let key = (reporter(&draft), id);
+                            if seen.insert(key.clone()) {
+                                new_ids.push(key);
+                                drafts.push(draft);
+                            }
                         }
                         None => drafts.push(draft),
                     }
                 }
                 for chunk in new_ids.chunks(ROWS_PER_INSERT) {
-                    sqlx::QueryBuilder::new("INSERT INTO reported_events (event_id) ")
-                        .push_values(chunk, |mut row, id| {
-                            row.push_bind(id);
+                    sqlx::QueryBuilder::new("INSERT INTO reported_event_ids (reporter, event_id) ")
+                        .push_values(chunk, |mut row, (who, id)| {
+                            row.push_bind(who).push_bind(id);
                         })
                         .build()
                         .execute(&mut **tx)

@@ -94,6 +94,7 @@ fn principal(
         groups: BTreeSet::new(),
         email: email.map(Into::into),
         acts_for: Vec::new(),
+        started_by: None,
         admin: false,
         slack_user: None,
         oidc_subject: subject.map(Into::into),

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::requests::{decided_view, wait_for_decision};
 use super::{Body, Caller, wait_duration};
+use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_request_id, now};
 use crate::views::view;
@@ -47,6 +48,64 @@ pub struct EvaluateQuery {
     wait: Option<String>,
 }
 
+/// The humans in the chain: always every human the configuration says the principal acts for.
+/// A list the agent sends is checked against them, never taken instead of them: leaving one out
+/// would let that human approve the request, naming a stranger would silence a reviewer.
+fn chain_humans(
+    principal: &Principal,
+    named: Option<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    let configured = &principal.acts_for;
+    let Some(named) = named else {
+        return Ok(configured.clone());
+    };
+    let listed = |humans: &[String]| {
+        if humans.is_empty() {
+            "nobody".to_owned()
+        } else {
+            humans.join(", ")
+        }
+    };
+    if let Some(stranger) = named.iter().find(|h| !configured.contains(h)) {
+        return Err(ApiError::forbidden(format!(
+            "{} may not act for {stranger}: the configuration lets it act for {}",
+            principal.id,
+            listed(configured)
+        )));
+    }
+    if let Some(left_out) = configured.iter().find(|h| !named.contains(h)) {
+        return Err(ApiError::forbidden(format!(
+            "on_behalf_of leaves out {left_out}: the configuration says {} acts for {}, and every \
+             one of them is part of each request it makes (so none of them reviews it); omit \
+             on_behalf_of, or name them all",
+            principal.id,
+            listed(configured)
+        )));
+    }
+    Ok(configured.clone())
+}
+
+/// Who started the principal: only ever what the configuration says. An agent naming someone
+/// else would take them out of the reviewers of its own request.
+fn chain_starter(principal: &Principal, named: Option<String>) -> Result<Option<String>, ApiError> {
+    let configured = &principal.started_by;
+    match (named, configured) {
+        (None, _) => Ok(configured.clone()),
+        (Some(named), Some(starter)) if &named == starter => Ok(configured.clone()),
+        (Some(named), Some(starter)) => Err(ApiError::forbidden(format!(
+            "started_by '{named}' is not who starts {}: the configuration says {starter} does; \
+             omit started_by (the broker fills it in from the configuration)",
+            principal.id
+        ))),
+        (Some(named), None) => Err(ApiError::forbidden(format!(
+            "started_by '{named}' cannot be accepted: {} has no started_by in the broker's \
+             configuration, and an agent cannot name who started it; omit started_by, or ask an \
+             administrator to set started_by on {} in the configuration",
+            principal.id, principal.id
+        ))),
+    }
+}
+
 pub async fn evaluate(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
@@ -54,23 +113,8 @@ pub async fn evaluate(
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     let principal = &caller.0;
-    let on_behalf_of = match body.on_behalf_of {
-        None => principal.acts_for.clone(),
-        Some(named) => {
-            if let Some(stranger) = named.iter().find(|h| !principal.acts_for.contains(h)) {
-                return Err(ApiError::forbidden(format!(
-                    "{} may not act for {stranger}: the configuration lets it act for {}",
-                    principal.id,
-                    if principal.acts_for.is_empty() {
-                        "nobody".to_owned()
-                    } else {
-                        principal.acts_for.join(", ")
-                    }
-                )));
-            }
-            named
-        }
-    };
+    let on_behalf_of = chain_humans(principal, body.on_behalf_of)?;
+    let started_by = chain_starter(principal, body.started_by)?;
     let action = Action {
         kind: body.kind,
         resource: body.resource,
@@ -80,7 +124,7 @@ pub async fn evaluate(
             id: principal.id.clone(),
             kind: principal.kind,
             on_behalf_of,
-            started_by: body.started_by,
+            started_by,
         },
         justification: body.justification,
     };

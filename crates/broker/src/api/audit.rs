@@ -1,6 +1,7 @@
 //! The audit log over HTTP: read it, verify it, export it, and let enforcement points append what
 //! they decided locally. Nobody can change or delete an event through any of these.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,6 +12,7 @@ use countersign_audit::{
     AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
 };
 use countersign_model::RequestId;
+use countersign_store::GrantStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -139,6 +141,8 @@ pub async fn append(
     }
     let at = now();
     let mut reported = Vec::with_capacity(body.events.len());
+    // Each request an outcome names is checked once per batch.
+    let mut checked: HashMap<RequestId, Result<(), String>> = HashMap::new();
     for (i, event) in body.events.into_iter().enumerate() {
         if !REPORTABLE.contains(&event.kind.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -152,6 +156,43 @@ pub async fn append(
             return Err(ApiError::bad_request(format!(
                 "events[{i}]: data must be a JSON object"
             )));
+        }
+        if let Some(named) = data.pointer("/action/principal/id")
+            && named != &json!(caller.0.id)
+        {
+            return Err(ApiError::bad_request(format!(
+                "events[{i}]: data.action.principal.id is {named}, but {} reports it; an \
+                 enforcement point reports only the actions of the principal whose token it uses",
+                caller.0.id
+            )));
+        }
+        match (event.kind.as_str(), event.request_id) {
+            ("action.outcome", None) => {
+                return Err(ApiError::bad_request(format!(
+                    "events[{i}]: an action.outcome names the request whose action ran: add \
+                     request_id"
+                )));
+            }
+            ("action.outcome", Some(id)) => {
+                let verdict = match checked.get(&id) {
+                    Some(verdict) => verdict.clone(),
+                    None => {
+                        let verdict = outcome_allowed(&state, &caller, id).await?;
+                        checked.insert(id, verdict.clone());
+                        verdict
+                    }
+                };
+                if let Err(why) = verdict {
+                    return Err(ApiError::bad_request(format!("events[{i}]: {why}")));
+                }
+            }
+            (kind, Some(id)) => {
+                return Err(ApiError::bad_request(format!(
+                    "events[{i}]: an {kind} event is a decision made without a request, but it \
+                     names request {id}: remove request_id"
+                )));
+            }
+            (_, None) => {}
         }
         let event_id = match data.get("event_id") {
             None => None,
@@ -192,4 +233,30 @@ pub async fn append(
     Ok(Json(
         json!({ "appended": appended.len(), "already_recorded": repeated }),
     ))
+}
+
+/// Whether `caller` may report the outcome of request `id`: only its requester, and only once the
+/// approval was used (a grant consumed), since before that nothing ran. `Err` says why not.
+pub(crate) async fn outcome_allowed(
+    state: &State,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<Result<(), String>, ApiError> {
+    let Some(request) = state.store.get_request(id).await? else {
+        return Ok(Err(format!("request {id} does not exist")));
+    };
+    let requester = &request.action.principal.id;
+    if requester != &caller.0.id {
+        return Ok(Err(format!(
+            "only the requester of request {id} ({requester}) reports its outcome, not {}",
+            caller.0.id
+        )));
+    }
+    Ok(match state.store.grant_status(id, now()).await? {
+        GrantStatus::Consumed => Ok(()),
+        _ => Err(format!(
+            "the approval of request {id} was never used (no grant of it was consumed), so its \
+             action has not run and has no outcome yet; consume the grant first"
+        )),
+    })
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
-use countersign_approval::Grant;
+use countersign_approval::{Grant, GrantClaims, Lapse, Request};
 use countersign_model::Digest;
+use countersign_policy::Decision;
 use countersign_store::Consumed;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,6 +27,48 @@ pub struct ConsumeBody {
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "grant_invalid", message)
+}
+
+/// Records that a grant was not used because its approval no longer stands, and says why. The
+/// refusal is answered even if it cannot be recorded: the action does not run either way.
+async fn refuse(
+    state: &State,
+    caller: &Caller,
+    request: &Request,
+    claims: &GrantClaims,
+    decision: &Decision,
+    policy: Digest,
+    lapse: Lapse,
+) -> ApiError {
+    let (code, message) = match &lapse {
+        Lapse::DeniedNow { .. } => ("denied", format!("{lapse}; it did not run")),
+        Lapse::RequirementsUnmet { .. } => {
+            ("approval_outdated", format!("{lapse}; it did not run"))
+        }
+        Lapse::Expired { .. } => ("approval_expired", format!("{lapse}; it did not run")),
+        Lapse::NotApproved { .. } => ("grant_invalid", lapse.to_string()),
+    };
+    let refused = draft(
+        now(),
+        "grant.refused",
+        &caller.0.id,
+        Some(request.id),
+        format!(
+            "{} could not use the approval of request {}: {message}.",
+            caller.0.id, request.id
+        ),
+    )
+    .with_data(json!({
+        "grant": claims.grant,
+        "digest": claims.digest,
+        "rules": decision.rules,
+        "decision": decision.outcome,
+        "policy": policy,
+    }));
+    if let Err(error) = state.audit.append(refused).await {
+        tracing::error!(%error, "cannot record a refused grant");
+    }
+    ApiError::new(StatusCode::FORBIDDEN, code, message)
 }
 
 pub async fn consume(
@@ -51,6 +94,21 @@ pub async fn consume(
             "the grant was issued to {}, not to {}",
             request.action.principal.id, caller.0.id
         )));
+    }
+    // The last check before the action runs decides it again with the policy in force now.
+    let policy = state.policy();
+    let decision = policy.decide(&request.action);
+    if let Err(lapse) = request.approval_in_force(&decision, at) {
+        return Err(refuse(
+            &state,
+            &caller,
+            &request,
+            &claims,
+            &decision,
+            policy.hash(),
+            lapse,
+        )
+        .await);
     }
     let consumed = draft(
         at,

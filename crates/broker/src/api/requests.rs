@@ -95,9 +95,18 @@ pub async fn decided_view(
     }
     let at = now();
     let claims = match state.store.grant_status(request.id, at).await? {
+        // Consuming it decides again; handing it out writes nothing.
         GrantStatus::Active(claims) => claims,
         GrantStatus::Consumed => return Ok(view(request, None)),
         GrantStatus::None => {
+            // A new grant only while the approval lasts, and only if the policy in force still
+            // lets the approval stand: otherwise the requester is told why there is none.
+            let decision = state.policy().decide(&request.action);
+            if let Err(lapse) = request.approval_in_force(&decision, at) {
+                let mut shown = view(request, None);
+                shown.summary = format!("approved, but no grant can be issued: {lapse}");
+                return Ok(shown);
+            }
             let grant_id = new_grant_id()?;
             let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
                 .map_err(|e| {
@@ -436,6 +445,9 @@ pub async fn outcome(
             "only the requester ({}) records the outcome of request {id}",
             request.action.principal.id
         )));
+    }
+    if let Err(why) = super::audit::outcome_allowed(&state, &caller, id).await? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_run", why));
     }
     let summary: String = body
         .summary

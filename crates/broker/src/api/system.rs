@@ -32,9 +32,11 @@ pub async fn openapi() -> impl IntoResponse {
 
 pub async fn whoami(caller: Caller) -> Json<Value> {
     let p = &caller.0;
-    Json(
-        json!({ "id": p.id, "kind": p.kind, "groups": p.groups, "acts_for": p.acts_for, "admin": p.admin }),
-    )
+    let mut me = json!({ "id": p.id, "kind": p.kind, "groups": p.groups, "acts_for": p.acts_for, "admin": p.admin });
+    if let Some(starter) = &p.started_by {
+        me["started_by"] = json!(starter);
+    }
+    Json(me)
 }
 
 pub async fn policy(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<Value> {

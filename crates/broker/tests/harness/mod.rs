@@ -21,8 +21,9 @@ use tower::ServiceExt as _;
 pub const EXAMPLE_POLICY: &str = include_str!("../../../../examples/policy.toml");
 
 /// Principal id → token. The agent acts for alice; dana is a DBA, sam an SRE and an admin.
-/// In Slack, alice and dana are known by their user ids, sam by his email.
-pub const PRINCIPALS: [(&str, &str, &str); 5] = [
+/// In Slack, alice and dana are known by their user ids, sam by his email. nightly-bot is an agent
+/// the configuration says sam starts.
+pub const PRINCIPALS: [(&str, &str, &str); 6] = [
     ("deploy-bot", "agent", "groups = []\nacts_for = [\"alice\"]"),
     (
         "alice",
@@ -40,6 +41,11 @@ pub const PRINCIPALS: [(&str, &str, &str); 5] = [
         "groups = [\"sre\"]\nadmin = true\nemail = \"sam@example.com\"",
     ),
     ("eve", "human", "groups = [\"marketing\"]"),
+    (
+        "nightly-bot",
+        "agent",
+        "groups = []\nacts_for = [\"alice\"]\nstarted_by = \"sam\"",
+    ),
 ];
 
 pub fn token(id: &str) -> String {

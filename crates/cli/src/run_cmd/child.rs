@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -81,9 +82,10 @@ pub fn exit_code(status: ExitStatus) -> u8 {
     }
 }
 
-/// Why a command could not be started, as a shell would say it.
+/// Why a command could not be started, as a shell would say it (or as finding it said).
 pub fn start_error(error: &io::Error) -> String {
     match error.kind() {
+        _ if error.get_ref().is_some() => error.to_string(),
         io::ErrorKind::NotFound => "command not found".to_owned(),
         io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         _ => error.to_string(),
@@ -98,18 +100,19 @@ fn format_elapsed(elapsed: Duration) -> String {
     }
 }
 
-/// Runs `argv` and waits for it. Ctrl-C from the terminal reaches the command directly (it is in
+/// Runs `program` (the absolute path `argv[0]` was resolved to: no second lookup through PATH)
+/// with `argv[0]` as its own name and the rest of `argv` as arguments, and waits for it. Ctrl-C from the terminal reaches the command directly (it is in
 /// the same process group), so it is not passed on again: programs such as terraform treat a
 /// second SIGINT as "stop now, whatever the state". SIGTERM is sent to this process alone, so
 /// it is passed on.
-pub async fn run(argv: &[String], signals: &mut Signals) -> Ran {
-    let Some((program, args)) = argv.split_first() else {
+pub async fn run(program: &Path, argv: &[String], signals: &mut Signals) -> Ran {
+    let Some((name, args)) = argv.split_first() else {
         return Ran::NotStarted {
             error: io::Error::new(io::ErrorKind::NotFound, "no command was given"),
         };
     };
     let started = Instant::now();
-    let mut child = match Command::new(program).args(args).spawn() {
+    let mut child = match Command::new(program).arg0(name).args(args).spawn() {
         Ok(child) => child,
         Err(error) => return Ran::NotStarted { error },
     };

@@ -1,6 +1,7 @@
 //! The conversation with the broker for one command: evaluate, wait for a decision (riding out
 //! outages, withdrawing the request on Ctrl-C, SIGTERM or `--wait`), use the grant, run, record.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use countersign_client::{
@@ -12,7 +13,7 @@ use countersign_model::{Digest, RequestId, format_duration};
 
 use super::child;
 use super::signals::{Signals, Stop};
-use super::status::StatusLine;
+use super::status::{StatusLine, review_line};
 use super::{Outcome, Step, next_step};
 use crate::describe::clean;
 
@@ -26,10 +27,16 @@ const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How often a pending request is looked at again: the broker's wait answers at once on a
+/// decision but not on a review, and each review is shown as it arrives.
+const REVIEW_POLL: Duration = Duration::from_secs(2);
+
 /// One command's way through Countersign.
 pub(super) struct Enforcer<'a> {
     pub client: &'a Client,
     pub action: &'a ActionRequest,
+    /// The program resolved once, and named in the action: what runs.
+    pub program: &'a Path,
     pub argv: &'a [String],
     /// `--wait`: how long to wait for approval at most.
     pub wait: Option<Duration>,
@@ -64,7 +71,7 @@ impl Enforcer<'_> {
                 reason: mismatch(allowed.digest, digest),
             },
             EvaluateResponse::Allow(_) => {
-                Outcome::Ran(child::run(self.argv, &mut self.signals).await)
+                Outcome::Ran(child::run(self.program, self.argv, &mut self.signals).await)
             }
             EvaluateResponse::Deny(denied) => Outcome::PolicyDenied {
                 rules: denied.rules,
@@ -139,6 +146,8 @@ impl Enforcer<'_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut backoff = Duration::from_secs(1);
         let mut outage: Option<ClientError> = None;
+        let mut reviews_seen = 0;
+        self.show_reviews(&view, &mut reviews_seen);
         self.status.show(&view, left());
         while view.state.is_pending() {
             let to_give_up = give_up_at.map(|at| at.saturating_duration_since(Instant::now()));
@@ -167,7 +176,8 @@ impl Enforcer<'_> {
             }
             let poll = (to_expiry + Duration::from_secs(1))
                 .min(to_give_up.unwrap_or(MAX_WAIT))
-                .clamp(Duration::from_secs(1), MAX_WAIT);
+                .clamp(Duration::from_secs(1), MAX_WAIT)
+                .min(REVIEW_POLL);
             let client = self.client;
             let call = client.wait(id, poll);
             tokio::pin!(call);
@@ -186,6 +196,7 @@ impl Enforcer<'_> {
                     backoff = Duration::from_secs(1);
                     view = next;
                     if view.state.is_pending() {
+                        self.show_reviews(&view, &mut reviews_seen);
                         self.status.show(&view, left());
                     }
                 }
@@ -209,6 +220,15 @@ impl Enforcer<'_> {
         }
         self.status.finish();
         Ok(view)
+    }
+
+    /// Prints each review not shown yet, on a line of its own. The decision's own review is left
+    /// to the outcome's message ("approved by …", "denied by …").
+    fn show_reviews(&mut self, view: &RequestView, seen: &mut usize) {
+        for review in view.reviews.iter().skip(*seen) {
+            self.status.note(&review_line(view, review));
+        }
+        *seen = (*seen).max(view.reviews.len());
     }
 
     async fn stopped(&mut self, id: RequestId, stop: Stop) -> Outcome {
@@ -284,7 +304,7 @@ impl Enforcer<'_> {
             "approved by {}; running {what}",
             clean(&approvers.join(", "))
         ));
-        let ran = child::run(self.argv, &mut self.signals).await;
+        let ran = child::run(self.program, self.argv, &mut self.signals).await;
         let (status, exit_code, summary) = ran.report(&what);
         if let Err(error) = self
             .client

@@ -12,8 +12,12 @@ use clap::Parser;
 use countersign_client::{OutcomeStatus, RequestView};
 use serde_json::json;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
 use super::child::{self, Ran};
-use super::status::render;
+use super::resolve;
+use super::status::{render, review_line};
 use super::{Outcome, RunArgs, Step, build_action, denial_message, next_step};
 
 #[derive(Debug, Parser)]
@@ -27,7 +31,7 @@ fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
 }
 
 fn action_json(args: &[&str]) -> serde_json::Value {
-    let action = build_action(&parse(args).unwrap(), "/srv/app", "build-7").unwrap();
+    let action = build_action(&parse(args).unwrap(), "/srv/app", "/usr/bin/x", "build-7").unwrap();
     serde_json::to_value(action).unwrap()
 }
 
@@ -38,7 +42,7 @@ fn a_command_becomes_a_shell_exec_action_on_this_host() {
         json!({
             "kind": "shell.exec",
             "resource": "host:build-7",
-            "details": {"argv": ["pg_dump", "--table", "customers"], "cwd": "/srv/app"}
+            "details": {"argv": ["pg_dump", "--table", "customers"], "cwd": "/srv/app", "program": "/usr/bin/x"}
         })
     );
 }
@@ -65,7 +69,7 @@ fn flags_set_resource_labels_justification_and_kind() {
             "kind": "db.dump",
             "resource": "db:prod/customers",
             "labels": {"env": "production", "team": "data=eng"},
-            "details": {"argv": ["pg_dump", "-Fc"], "cwd": "/srv/app"},
+            "details": {"argv": ["pg_dump", "-Fc"], "cwd": "/srv/app", "program": "/usr/bin/x"},
             "justification": "nightly export"
         })
     );
@@ -102,11 +106,16 @@ fn malformed_labels_are_usage_errors_that_say_the_form() {
         );
     }
     let twice = parse(&["--label", "env=a", "--label", "env=b", "true"]).unwrap();
-    let error = build_action(&twice, "/", "h").unwrap_err().to_string();
+    let error = build_action(&twice, "/", "/bin/true", "h")
+        .unwrap_err()
+        .to_string();
     assert_eq!(error, "label 'env' is given twice; give each label once");
 
     let invalid = parse(&["--label", "bad name=x", "true"]).unwrap();
-    let error = format!("{:#}", build_action(&invalid, "/", "h").unwrap_err());
+    let error = format!(
+        "{:#}",
+        build_action(&invalid, "/", "/bin/true", "h").unwrap_err()
+    );
     assert!(
         error.contains("label 'bad name' is not a valid label name"),
         "{error}"
@@ -335,15 +344,99 @@ fn the_status_line_says_who_must_approve_how_far_and_how_long() {
     assert!(render(&pending, Some(Duration::ZERO)).contains("; 0s left;"));
 }
 
+#[test]
+fn each_review_says_who_and_what_is_still_needed() {
+    let pending = view("pending");
+    assert_eq!(
+        review_line(&pending, &pending.reviews[0]),
+        "dana approved (via cli); still needed: 1 more approval from members of dba or sre, \
+         covering 1 more group"
+    );
+    let mut denied_once = view("pending");
+    denied_once.progress[0].denied_by = vec!["erin".into()];
+    denied_once.progress[0].denials_needed = 2;
+    assert_eq!(
+        review_line(&denied_once, &denied_once.reviews[1]),
+        "erin denied (via slack): not during the freeze; still needed: 1 more approval from \
+         members of dba or sre, covering 1 more group (1 more denial would end the request)"
+    );
+    let mut enough = view("pending");
+    enough.progress[0].satisfied = true;
+    enough.reviews[0].comment = Some("ok\u{1b}[2J".into());
+    assert_eq!(
+        review_line(&enough, &enough.reviews[0]),
+        "dana approved (via cli): ok\\u{1b}[2J; no more approvals are needed"
+    );
+}
+
 #[tokio::test]
 async fn a_command_runs_directly_and_passes_its_status_on() {
     let mut signals = super::signals::Signals::listen().unwrap();
     let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
-    let ran = child::run(&argv(&["sh", "-c", "exit 7"]), &mut signals).await;
+    let path = |name: &str| resolve::program(name, Path::new("/"), None).unwrap();
+    let sh = path("sh");
+    let ran = child::run(Path::new(&sh), &argv(&["sh", "-c", "exit 7"]), &mut signals).await;
     assert_eq!(ran.exit_code(), 7);
     // No shell in between: the metacharacters reach the program as they are.
-    let ran = child::run(&argv(&["test", "a;b", "=", "a;b"]), &mut signals).await;
+    let test = path("test");
+    let args = argv(&["test", "a;b", "=", "a;b"]);
+    let ran = child::run(Path::new(&test), &args, &mut signals).await;
     assert_eq!(ran.exit_code(), 0);
-    let ran = child::run(&argv(&["countersign-no-such-command"]), &mut signals).await;
+    // The program runs under the name it was given, from the path it was resolved to.
+    let args = argv(&["called-so", "-c", "test \"$0\" = called-so"]);
+    let ran = child::run(Path::new(&sh), &args, &mut signals).await;
+    assert_eq!(ran.exit_code(), 0);
+    let missing = Path::new("/countersign-no-such-command");
+    let ran = child::run(
+        missing,
+        &argv(&["countersign-no-such-command"]),
+        &mut signals,
+    )
+    .await;
     assert_eq!(ran.exit_code(), 127);
+}
+
+#[test]
+fn a_program_is_found_once_as_an_absolute_path() {
+    let dir = std::env::temp_dir().join(format!("countersign-resolve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (first, second, real) = (dir.join("first"), dir.join("second"), dir.join("real"));
+    for d in [&first, &second, &real] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let script = |path: &Path| {
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(&second.join("tool"));
+    std::fs::write(first.join("tool"), "not executable").unwrap();
+    let path = std::env::join_paths([&first, &second]).unwrap();
+    let canonical = |p: &Path| p.canonicalize().unwrap().to_str().unwrap().to_owned();
+    // The first executable file of that name in PATH; a file that cannot run is passed over.
+    assert_eq!(
+        resolve::program("tool", &dir, Some(&path)).unwrap(),
+        format!("{}/tool", canonical(&second))
+    );
+    // Given with a slash, relative to the working directory, its directory's symlinks resolved.
+    std::os::unix::fs::symlink(&second, dir.join("link")).unwrap();
+    assert_eq!(
+        resolve::program("./link/../link/tool", &dir, Some(&path)).unwrap(),
+        format!("{}/tool", canonical(&second))
+    );
+    // The file's own name is kept even when it is a symlink.
+    script(&real.join("busybox"));
+    std::os::unix::fs::symlink(real.join("busybox"), second.join("cat")).unwrap();
+    assert_eq!(
+        resolve::program("cat", &dir, Some(&path)).unwrap(),
+        format!("{}/cat", canonical(&second))
+    );
+    let missing = resolve::program("nothing-here", &dir, Some(&path)).unwrap_err();
+    assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    assert_eq!(
+        missing.to_string(),
+        "command not found: no program named nothing-here in PATH"
+    );
+    let not_executable = resolve::program("./first/tool", &dir, Some(&path)).unwrap_err();
+    assert_eq!(not_executable.kind(), io::ErrorKind::PermissionDenied);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,200 @@
+//! `countersign run` against a real `countersign serve`: the program is found once and that file
+//! runs (a look-alike in the working directory or early in PATH is not the program a rule
+//! allows, and a PATH entry filled while the request waits changes nothing), and each review is
+//! shown as it arrives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
+
+mod support;
+
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{start_server, start_server_with_policy};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-run-broker-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+/// An executable shell script at `path`.
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn path_with(first: &[&Path]) -> String {
+    let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap()));
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
+}
+
+const READS: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "reads"
+decision = "allow"
+reason = "The system's cat only reads"
+match.kind = "shell.exec"
+match.command = "cat *"
+
+[[rules]]
+id = "tool"
+decision = "require_approval"
+reason = "The tool changes things"
+match.kind = "shell.exec"
+match.command = "tool *"
+approvers = { groups = ["sre"], count = 1 }
+"#;
+
+#[test]
+fn a_look_alike_of_an_allowed_program_is_not_that_program() {
+    let server = start_server_with_policy("lookalike", READS);
+    let dir = workdir("lookalike");
+    std::fs::write(dir.join("notes.txt"), "the notes\n").unwrap();
+    script(&dir.join("cat"), "touch pwned");
+
+    let system = server
+        .command("deploy-bot")
+        .args(["run", "--", "cat", "notes.txt"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(system.status.code(), Some(0), "{}", text(&system.stderr));
+    assert_eq!(text(&system.stdout), "the notes\n");
+
+    let here = server
+        .command("deploy-bot")
+        .args(["run", "--", "./cat", "notes.txt"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(here.status.code(), Some(200), "{}", text(&here.stderr));
+    assert!(
+        text(&here.stderr).contains("denied by the policy's default"),
+        "{}",
+        text(&here.stderr)
+    );
+
+    let first_in_path = server
+        .command("deploy-bot")
+        .args(["run", "--", "cat", "notes.txt"])
+        .current_dir(&dir)
+        .env("PATH", path_with(&[&dir]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        first_in_path.status.code(),
+        Some(200),
+        "{}",
+        text(&first_in_path.stderr)
+    );
+    assert!(!dir.join("pwned").exists(), "the look-alike ran");
+}
+
+#[test]
+fn a_path_entry_filled_while_the_request_waits_does_not_change_what_runs() {
+    let server = start_server_with_policy("path-later", READS);
+    let dir = workdir("path-later");
+    let (early, approved) = (dir.join("early"), dir.join("approved"));
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::create_dir_all(&approved).unwrap();
+    script(&approved.join("tool"), "echo approved-tool > ran.txt");
+
+    let agent = server
+        .command("deploy-bot")
+        .args(["run", "--", "tool", "now"])
+        .current_dir(&dir)
+        .env("PATH", path_with(&[&early, &approved]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = server.wait_for_pending();
+    let pending = server.run("sam", &["pending", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
+    let requests = listed.get("requests").cloned().unwrap_or(listed);
+
+    // Now a `tool` appears earlier in PATH: a second lookup would find it.
+    script(&early.join("tool"), "echo planted-tool > ran.txt");
+    let sam = server.run("sam", &["approve", &id]);
+    assert_eq!(sam.status.code(), Some(0), "{}", text(&sam.stderr));
+    let out = agent.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran.txt")).unwrap(),
+        "approved-tool\n"
+    );
+    assert_eq!(
+        requests[0]["action"]["details"]["program"],
+        format!("{}/tool", approved.display()),
+        "the action names the program that ran"
+    );
+}
+
+#[test]
+fn each_review_is_shown_as_it_arrives() {
+    let server = start_server("reviews-shown");
+    let mut agent = server
+        .command("deploy-bot")
+        .args(["run", "--resource", "db:prod/x", "--", "sh", "-c", "exit 0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let said = Arc::clone(&said);
+        let mut stderr = agent.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                said.lock().unwrap().push_str(&text(&buf[..n]));
+            }
+        })
+    };
+    let id = server.wait_for_pending();
+    let dana = server.run("dana", &["approve", &id]);
+    assert_eq!(dana.status.code(), Some(0), "{}", text(&dana.stderr));
+
+    // Well before the broker's wait would answer on its own (it answers at once only on a
+    // decision), the first of two approvals is on the agent's terminal.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let line = "dana approved (via api); still needed: 1 more approval from members of dba or \
+                sre, covering 1 more group";
+    while !said.lock().unwrap().contains(line) {
+        assert!(
+            Instant::now() < deadline,
+            "the first approval was not shown: {}",
+            said.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let sam = server.run("sam", &["approve", &id]);
+    assert_eq!(sam.status.code(), Some(0), "{}", text(&sam.stderr));
+    let status = agent.wait().unwrap();
+    reader.join().unwrap();
+    let said = said.lock().unwrap();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("approved by dana, sam; running `sh -c 'exit 0'`"),
+        "{said}"
+    );
+}
