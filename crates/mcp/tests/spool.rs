@@ -299,3 +299,68 @@ async fn batches_fit_in_what_the_broker_takes_and_all_go_in_one_round() {
     assert_eq!(broker.explanations().len(), 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Desktop MCP clients start all their servers at once, on the default spool: every start
+/// succeeds while the others sweep the directory for stopped proxies' segments, no sweep trips
+/// over a segment another one just finished, and every event is shipped exactly once.
+#[test]
+fn proxies_starting_at_once_on_one_spool_all_start() {
+    const PROXIES: usize = 16;
+    const ROUNDS: usize = 40;
+    let dir = temp_dir("stampede");
+    std::fs::create_dir_all(&dir).unwrap();
+    let broker = Broker::default();
+    let barrier = Arc::new(std::sync::Barrier::new(PROXIES));
+    let threads: Vec<_> = (0..PROXIES)
+        .map(|proxy| {
+            let (dir, broker, barrier) = (dir.clone(), broker.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let mut failures = Vec::new();
+                for round in 0..ROUNDS {
+                    barrier.wait();
+                    // A proxy's life: open its segment, spool a call, look for orphans (as its
+                    // shipper does first), stop cleanly.
+                    let spool = match Spool::open(&dir) {
+                        Ok(spool) => Arc::new(spool),
+                        Err(e) => {
+                            failures.push(format!("start: {e}"));
+                            continue;
+                        }
+                    };
+                    spool.append(event(&format!("{proxy}-{round}"))).unwrap();
+                    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+                    if let Err(e) = runtime.block_on(shipper.adopt_orphans()) {
+                        failures.push(format!("sweep: {e:?}"));
+                    }
+                    if let Err(e) = runtime.block_on(shipper.finish()) {
+                        failures.push(format!("stop: {e:?}"));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} starts went wrong: {failures:#?}",
+        failures.len(),
+        PROXIES * ROUNDS
+    );
+    let mut shipped = broker.explanations();
+    shipped.sort();
+    let mut expected: Vec<String> = (0..PROXIES)
+        .flat_map(|p| (0..ROUNDS).map(move |r| format!("{p}-{r}")))
+        .collect();
+    expected.sort();
+    assert_eq!(shipped, expected, "every event shipped exactly once");
+    assert_eq!(segments(&dir), 0, "every stopped proxy cleaned up");
+    let _ = std::fs::remove_dir_all(&dir);
+}
