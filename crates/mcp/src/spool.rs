@@ -576,10 +576,12 @@ fn remove_stray_cursors(dir: &Path) {
         return;
     };
     for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
-        if path.extension().is_some_and(|ext| ext == "cursor") && !path.with_extension("").exists()
-        {
-            let _ = fs::remove_file(path);
-        } else if path.extension().is_some_and(|ext| ext == "creating") && abandoned(&path) {
+        let stray = match path.extension() {
+            Some(ext) if ext == "cursor" => !path.with_extension("").exists(),
+            Some(ext) if ext == "creating" => abandoned(&path),
+            _ => false,
+        };
+        if stray {
             let _ = fs::remove_file(path);
         }
     }

@@ -364,3 +364,27 @@ fn proxies_starting_at_once_on_one_spool_all_start() {
     assert_eq!(segments(&dir), 0, "every stopped proxy cleaned up");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_segment_left_half_created_is_removed_once_old_and_a_fresh_one_is_left_alone() {
+    let dir = temp_dir("creating");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A proxy stopped between creating its segment and naming it; another is doing it now.
+    let stopped = dir.join(".events-0-1-stopped-0.creating");
+    let starting = dir.join(".events-0-2-starting-0.creating");
+    for path in [&stopped, &starting] {
+        std::fs::write(path, "").unwrap();
+    }
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stopped)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let mut shipper = Shipper::new(Arc::new(Spool::open(&dir).unwrap()), Broker::default());
+    assert_eq!(shipper.ship_once().await.unwrap(), Shipped::default());
+    assert!(!stopped.exists(), "an abandoned one is removed");
+    assert!(starting.exists(), "one being created is not touched");
+    let _ = std::fs::remove_dir_all(&dir);
+}
