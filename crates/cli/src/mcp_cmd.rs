@@ -2,6 +2,7 @@
 //! and the upstream server given on the command line or in the environment.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
@@ -175,7 +176,9 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     let background = Background::start(&gate);
     let code = match upstream {
         Upstream::Command(command) => {
-            let status = countersign_mcp::stdio::run(Arc::clone(&gate), &command).await?;
+            let withheld = countersign_variables(std::env::vars_os().map(|(name, _)| name));
+            let status =
+                countersign_mcp::stdio::run(Arc::clone(&gate), &command, &withheld).await?;
             match (status.code(), status.signal()) {
                 (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
                 (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(u8::MAX),
@@ -198,6 +201,17 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     };
     background.finish(FINAL_SHIPPING).await;
     Ok(ExitCode::from(code))
+}
+
+/// The variables the MCP server must not inherit: every `COUNTERSIGN_*`. They hold the agent's
+/// token (`COUNTERSIGN_TOKEN`), and after `source demo.env` every demo principal's
+/// (`COUNTERSIGN_TOKEN_<ID>`); the rest (broker address, spool) configure this proxy, not the
+/// server. A server that could read them would hand the enforcement point's credentials to the
+/// model it serves (server-everything's `get-env` tool prints its environment).
+fn countersign_variables(names: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    names
+        .filter(|name| name.as_encoded_bytes().starts_with(b"COUNTERSIGN_"))
+        .collect()
 }
 
 /// Completes on Ctrl-C or SIGTERM.

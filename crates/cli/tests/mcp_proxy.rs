@@ -346,6 +346,66 @@ fn over_stdio_every_tool_call_is_checked() {
     client.quit();
 }
 
+/// A policy under which the model may read the server's environment (server-everything's
+/// `get-env`), as the example policy once allowed through `mcp:*/get-*`.
+const ENV_POLICY: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "env-readable"
+decision = "allow"
+reason = "In this test the model may read the server's environment"
+match.kind = "mcp.tool_call"
+match.resource = "mcp:everything/get-env"
+"#;
+
+#[test]
+fn the_server_never_inherits_countersigns_credentials() {
+    let server = start_server_with_policy("mcp-env", ENV_POLICY);
+    let (agent, spool) = (token("deploy-bot"), spool_dir(&server));
+    // After `source demo.env` the shell holds every demo principal's token too.
+    let reviewer = token("sam");
+    let mut env = agent_env(&server, &agent, &spool).to_vec();
+    env.extend([
+        ("COUNTERSIGN_TOKEN_SAM", reviewer.as_str()),
+        ("MCP_TEST_SERVER_SETTING", "for-the-server"),
+    ]);
+    let everything = everything();
+    let mut client = Driver::start(
+        &[
+            "stdio",
+            BIN,
+            "mcp",
+            "--",
+            everything.to_str().unwrap(),
+            "stdio",
+        ],
+        &env,
+    );
+    client.call("env", "get-env", json!({}));
+    let answer = client.outcome("env");
+    assert_eq!(answer["is_error"], false, "{answer}");
+    let text = answer["text"].as_str().unwrap();
+    for secret in [&agent, &reviewer] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a token reached the server: {text}"
+        );
+    }
+    let seen: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+    let countersign: Vec<&String> = seen
+        .keys()
+        .filter(|name| name.starts_with("COUNTERSIGN_"))
+        .collect();
+    assert!(countersign.is_empty(), "{countersign:?}");
+    assert_eq!(
+        seen["MCP_TEST_SERVER_SETTING"], "for-the-server",
+        "the rest of the environment is the server's to read"
+    );
+    client.quit();
+}
+
 /// `countersign mcp --listen` in front of `upstream`; returns it and its endpoint.
 fn http_proxy(server: &Server, upstream: &str, spool: &str) -> (Process, String) {
     http_proxy_with(server, upstream, spool, &[])

@@ -16,9 +16,10 @@
 //!   broker remembers: the events of a batch sent again are not appended twice.
 //!
 //! Layout: each running proxy appends to its own segment `events-<time>-<pid>-<random>.jsonl`,
-//! locked (`flock`) while it runs; `<segment>.cursor` lists the offsets shipped. A segment nobody
-//! holds a lock on belongs to a proxy that stopped: the next proxy adopts it, ships the rest,
-//! and deletes it. Events the broker refuses as malformed go to `rejected.jsonl`, never dropped.
+//! locked (`flock`) while it runs (created as `.events-….creating` and renamed once locked, so
+//! that no segment is ever seen unlocked by a proxy starting at the same moment);
+//! `<segment>.cursor` lists the offsets shipped. A segment nobody holds a lock on belongs to a
+//! proxy that stopped: the next proxy adopts it, ships the rest, and deletes it. Events the broker refuses as malformed go to `rejected.jsonl`, never dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
@@ -208,19 +209,40 @@ fn new_segment(dir: &Path, id: &str) -> io::Result<Segment> {
     let mut n = 0u32;
     loop {
         let path = dir.join(format!("events-{id}-{n}.jsonl"));
-        match OpenOptions::new().append(true).create_new(true).open(&path) {
-            Ok(file) => {
-                file.try_lock().map_err(io::Error::from)?;
-                sync_dir(dir);
-                return Ok(Segment {
-                    file,
-                    path,
-                    written: 0,
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(e),
+        if path.symlink_metadata().is_ok() {
+            n += 1;
+            continue;
         }
+        // Created and locked under a name the orphan sweep never looks at, then renamed: a
+        // segment is never visible unlocked, so another proxy starting at the same moment cannot
+        // take it for a stopped proxy's (and lock it, or delete it) before its owner locks it.
+        let creating = dir.join(format!(".events-{id}-{n}.creating"));
+        let file = match OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&creating)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                n += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let locked = file
+            .try_lock()
+            .map_err(io::Error::from)
+            .and_then(|()| fs::rename(&creating, &path));
+        if let Err(e) = locked {
+            let _ = fs::remove_file(&creating);
+            return Err(e);
+        }
+        sync_dir(dir);
+        return Ok(Segment {
+            file,
+            path,
+            written: 0,
+        });
     }
 }
 
@@ -370,6 +392,9 @@ impl<S: Sink> Shipper<S> {
             };
             if file.try_lock().is_err() {
                 continue; // a running proxy's, or this process's own older segment
+            }
+            if !still_named(&file, &path) {
+                continue; // adopted and deleted by another proxy between listing and locking
             }
             let mut offset = read_cursor(&path);
             loop {
@@ -534,17 +559,43 @@ async fn off_thread<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-/// Cursor files whose segment is gone (deleted by a proxy that stopped before the cursor).
+/// Whether `path` still names the open `file`: a segment another proxy adopted and deleted
+/// while this one waited to lock it is gone, or the name is another file's.
+fn still_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Cursor files whose segment is gone (deleted by a proxy that stopped before the cursor), and
+/// segments that a proxy stopped while creating (before they had a segment's name, so empty).
 fn remove_stray_cursors(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
-        if path.extension().is_some_and(|ext| ext == "cursor") && !path.with_extension("").exists()
-        {
+        let stray = match path.extension() {
+            Some(ext) if ext == "cursor" => !path.with_extension("").exists(),
+            Some(ext) if ext == "creating" => abandoned(&path),
+            _ => false,
+        };
+        if stray {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// A segment being created is renamed microseconds after it appears, locked all along: one that
+/// is unlocked and a minute old was left by a proxy that stopped in between.
+fn abandoned(creating: &Path) -> bool {
+    let old = fs::metadata(creating)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(60));
+    old && File::open(creating).is_ok_and(|file| file.try_lock().is_ok())
 }
 
 fn keep_rejected(dir: &Path, lines: &[Vec<u8>]) -> io::Result<()> {

@@ -8,6 +8,7 @@
 //! the runtime.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -320,9 +321,19 @@ impl Relay {
 }
 
 /// Starts the server and relays until either side closes; returns the server's exit status.
-pub async fn run(gate: Arc<Gate>, command: &[String]) -> Result<ExitStatus, StdioError> {
+/// The server inherits the proxy's environment except the variables named in `withheld` (the
+/// proxy's own credentials: the binary, which reads the environment, says which).
+pub async fn run(
+    gate: Arc<Gate>,
+    command: &[String],
+    withheld: &[OsString],
+) -> Result<ExitStatus, StdioError> {
     let (program, args) = command.split_first().ok_or(StdioError::NoCommand)?;
-    let mut child = Command::new(program)
+    let mut server = Command::new(program);
+    for name in withheld {
+        server.env_remove(name);
+    }
+    let mut child = server
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

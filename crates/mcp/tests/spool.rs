@@ -299,3 +299,92 @@ async fn batches_fit_in_what_the_broker_takes_and_all_go_in_one_round() {
     assert_eq!(broker.explanations().len(), 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Desktop MCP clients start all their servers at once, on the default spool: every start
+/// succeeds while the others sweep the directory for stopped proxies' segments, no sweep trips
+/// over a segment another one just finished, and every event is shipped exactly once.
+#[test]
+fn proxies_starting_at_once_on_one_spool_all_start() {
+    const PROXIES: usize = 16;
+    const ROUNDS: usize = 40;
+    let dir = temp_dir("stampede");
+    std::fs::create_dir_all(&dir).unwrap();
+    let broker = Broker::default();
+    let barrier = Arc::new(std::sync::Barrier::new(PROXIES));
+    let threads: Vec<_> = (0..PROXIES)
+        .map(|proxy| {
+            let (dir, broker, barrier) = (dir.clone(), broker.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let mut failures = Vec::new();
+                for round in 0..ROUNDS {
+                    barrier.wait();
+                    // A proxy's life: open its segment, spool a call, look for orphans (as its
+                    // shipper does first), stop cleanly.
+                    let spool = match Spool::open(&dir) {
+                        Ok(spool) => Arc::new(spool),
+                        Err(e) => {
+                            failures.push(format!("start: {e}"));
+                            continue;
+                        }
+                    };
+                    spool.append(event(&format!("{proxy}-{round}"))).unwrap();
+                    let mut shipper = Shipper::new(Arc::clone(&spool), broker.clone());
+                    if let Err(e) = runtime.block_on(shipper.adopt_orphans()) {
+                        failures.push(format!("sweep: {e:?}"));
+                    }
+                    if let Err(e) = runtime.block_on(shipper.finish()) {
+                        failures.push(format!("stop: {e:?}"));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} starts went wrong: {failures:#?}",
+        failures.len(),
+        PROXIES * ROUNDS
+    );
+    let mut shipped = broker.explanations();
+    shipped.sort();
+    let mut expected: Vec<String> = (0..PROXIES)
+        .flat_map(|p| (0..ROUNDS).map(move |r| format!("{p}-{r}")))
+        .collect();
+    expected.sort();
+    assert_eq!(shipped, expected, "every event shipped exactly once");
+    assert_eq!(segments(&dir), 0, "every stopped proxy cleaned up");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_segment_left_half_created_is_removed_once_old_and_a_fresh_one_is_left_alone() {
+    let dir = temp_dir("creating");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A proxy stopped between creating its segment and naming it; another is doing it now.
+    let stopped = dir.join(".events-0-1-stopped-0.creating");
+    let starting = dir.join(".events-0-2-starting-0.creating");
+    for path in [&stopped, &starting] {
+        std::fs::write(path, "").unwrap();
+    }
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stopped)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let mut shipper = Shipper::new(Arc::new(Spool::open(&dir).unwrap()), Broker::default());
+    assert_eq!(shipper.ship_once().await.unwrap(), Shipped::default());
+    assert!(!stopped.exists(), "an abandoned one is removed");
+    assert!(starting.exists(), "one being created is not touched");
+    let _ = std::fs::remove_dir_all(&dir);
+}
