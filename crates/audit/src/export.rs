@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, VerifyError, verify_with_checkpoints};
 use crate::event::AuditEvent;
-use crate::strict_json::StrictValue;
+use countersign_model::strict_json::StrictValue;
 use crate::verify::ChainSummary;
 
 /// One line of an export.

@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod digest;
 pub mod ids;
 pub mod signing;
+pub mod strict_json;
 pub mod text;
 pub mod time;
 
