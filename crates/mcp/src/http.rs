@@ -3,9 +3,10 @@
 //! headers (`Authorization`, `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`…) and its
 //! answer comes back as it is, status, headers and body (JSON or an SSE stream, relayed as it
 //! arrives), with one exception: an SSE answer to a POST that turns out to hold nothing but the
-//! response comes back as that response in JSON (see `relay`). Only POSTs to the MCP endpoint
-//! are looked into: a `tools/call` is gated, and a `notifications/cancelled` for a held call
-//! withdraws it.
+//! response comes back as that response in JSON (see `relay`). Which requests are taken at all
+//! is `route`'s: a body goes upstream only as a POST to the MCP endpoint's exact path, and every
+//! such POST is looked into: a `tools/call` is gated, and a `notifications/cancelled` for a held
+//! call withdraws it. OAuth metadata and challenges are rewritten to name the proxy (`oauth`).
 //!
 //! A held call is answered with an SSE stream of Countersign's own: progress notifications (or
 //! comments) while reviewers decide, then the upstream's answer relayed into it once the call has
@@ -30,6 +31,8 @@ use crate::approval::{Held, Hold, record_outcome};
 use crate::gate::{Check, Gate};
 use crate::held::{HeldCalls, Withdrawal};
 use crate::message::{self, Answer, INVALID_PARAMS, Inbound, Refusal, RpcId, ToolCall};
+use crate::oauth::{self, Origins};
+use crate::route::{self, Route};
 use crate::sse;
 use crate::upstream::{HOP_BY_HOP, Upstream};
 
@@ -44,6 +47,8 @@ struct Proxy {
     /// Refuse browser origins other than this machine (DNS rebinding), when listening on
     /// loopback.
     loopback_only: bool,
+    /// The address the proxy listens on, for OAuth metadata asked for without a `Host`.
+    listening: String,
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes.
@@ -53,14 +58,16 @@ pub async fn serve(
     upstream: Upstream,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let loopback_only = listener
-        .local_addr()
-        .is_ok_and(|a: SocketAddr| a.ip().is_loopback());
+    let local = listener.local_addr();
+    let loopback_only = local
+        .as_ref()
+        .is_ok_and(|a: &SocketAddr| a.ip().is_loopback());
     let proxy = Arc::new(Proxy {
         gate,
         held: HeldCalls::default(),
         upstream,
         loopback_only,
+        listening: local.map_or_else(|_| "localhost".into(), |a| a.to_string()),
     });
     serve_connections(listener, proxy, shutdown).await;
     Ok(())
@@ -136,6 +143,20 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
             "Countersign refuses requests from web pages of other sites (Origin header)",
         );
     }
+    // Routed by the head alone: nothing is read, let alone sent, for a path that is refused.
+    let route = match route::route(&parts.method, &parts.uri, &parts.headers, proxy.upstream.path())
+    {
+        Ok(route) => route,
+        Err(refused) => {
+            let mut answer = plain(refused.status, &refused.text);
+            if let Some(allow) = refused.allow {
+                answer
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            return answer;
+        }
+    };
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     let body = match http_body_util::BodyExt::collect(limited).await {
         Ok(body) => body.to_bytes(),
@@ -155,16 +176,29 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
             );
         }
     };
-    let is_endpoint = parts.uri.path() == proxy.upstream.path();
-    if is_endpoint && parts.method == Method::POST {
-        return proxy.post(&parts.headers, body).await;
+    if !route.takes_body() && !body.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Countersign relays a body only with a POST to the MCP endpoint; a {} carries none",
+                parts.method
+            ),
+        );
     }
-    let uri = if is_endpoint {
-        proxy.upstream.endpoint()
-    } else {
-        proxy.upstream.at(parts.uri.path_and_query())
-    };
-    proxy.forward(parts.method, uri, &parts.headers, body).await
+    match route {
+        Route::Message => proxy.post(&parts.headers, body).await,
+        Route::Endpoint => {
+            let endpoint = proxy.upstream.endpoint();
+            proxy
+                .forward(parts.method, endpoint, &parts.headers, body)
+                .await
+        }
+        Route::Metadata => {
+            let uri = proxy.upstream.at(parts.uri.path_and_query());
+            proxy.forward(parts.method, uri, &parts.headers, body).await
+        }
+        Route::ResourceMetadata => proxy.resource_metadata(&parts.uri, &parts.headers).await,
+    }
 }
 
 impl Proxy {
@@ -236,14 +270,69 @@ impl Proxy {
         body: Bytes,
     ) -> Response {
         let asked = Asked::of(&method, headers, &body);
+        let origins = self.origins(headers);
         match self.upstream.send(method, uri, headers, body).await {
-            Ok(answer) => relay(answer, asked).await,
+            Ok(answer) => relay(answer, asked, &origins).await,
             Err(e) => plain(
                 StatusCode::BAD_GATEWAY,
                 &format!(
                     "Countersign cannot reach the MCP server at {}: {}",
                     self.upstream.url(),
                     error_chain(&e)
+                ),
+            ),
+        }
+    }
+
+    fn origins(&self, headers: &HeaderMap) -> Origins {
+        Origins::of(self.upstream.url(), headers, &self.listening)
+    }
+
+    /// Serves the upstream's protected-resource metadata (the same path there) naming the
+    /// proxy as the resource. What cannot be rewritten is not passed on: a client would refuse
+    /// it anyway, and it names the upstream.
+    async fn resource_metadata(&self, uri: &Uri, headers: &HeaderMap) -> Response {
+        let origins = self.origins(headers);
+        let at = self.upstream.at(uri.path_and_query());
+        let answer = match self.upstream.send(Method::GET, at, headers, Bytes::new()).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "Countersign cannot reach the MCP server at {}: {}",
+                        self.upstream.url(),
+                        error_chain(&e)
+                    ),
+                );
+            }
+        };
+        if answer.status() != StatusCode::OK {
+            return relay(answer, Asked::Other, &origins).await;
+        }
+        let (head, body) = answer.into_parts();
+        let rewritten = match http_body_util::BodyExt::collect(body).await {
+            Ok(_) if head.headers.contains_key(header::CONTENT_ENCODING) => {
+                Err("it came compressed".to_owned())
+            }
+            Ok(body) => oauth::resource_metadata(&body.to_bytes(), &origins, self.upstream.path()),
+            Err(e) => Err(format!("it broke off: {e}")),
+        };
+        match rewritten {
+            Ok(metadata) => {
+                let mut response = with_head(&head, Body::from(metadata), &origins);
+                let headers = response.headers_mut();
+                headers.remove(header::ETAG);
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(why) => plain(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "Countersign cannot serve the MCP server's protected-resource metadata: {why}"
                 ),
             ),
         }
@@ -555,7 +644,7 @@ fn takes_json(headers: &HeaderMap) -> bool {
 /// with: the same message, without a stream around it. It matters to clients that stop reading a
 /// stream at the response, as the official SDKs do: they must then close the connection, while a
 /// JSON answer is read to its end and the connection serves the next call.
-async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
+async fn relay(answer: hyper::Response<Incoming>, asked: Asked, origins: &Origins) -> Response {
     let (head, body) = answer.into_parts();
     let streaming = head
         .headers
@@ -579,7 +668,7 @@ async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
             && let Some(response) = sse::sole_message(run)
             && message::is_response(response.as_bytes())
         {
-            let mut answer = with_head(&head, Body::from(response));
+            let mut answer = with_head(&head, Body::from(response), origins);
             answer.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -606,16 +695,23 @@ async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
             }
         }
     };
-    with_head(&head, body)
+    with_head(&head, body, origins)
 }
 
 /// The client's answer: the upstream's status and headers (but those of its connection), `body`.
-fn with_head(head: &hyper::http::response::Parts, body: Body) -> Response {
+/// A challenge's `resource_metadata` names the proxy's copy of the metadata (see `oauth`).
+fn with_head(head: &hyper::http::response::Parts, body: Body, origins: &Origins) -> Response {
     let mut response = Response::builder().status(head.status);
     for (name, value) in &head.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response = response.header(name, value);
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
         }
+        let moved = (name == header::WWW_AUTHENTICATE)
+            .then(|| value.to_str().ok())
+            .flatten()
+            .and_then(|text| oauth::www_authenticate(text, origins))
+            .and_then(|text| HeaderValue::from_str(&text).ok());
+        response = response.header(name, moved.as_ref().unwrap_or(value));
     }
     response
         .body(body)
