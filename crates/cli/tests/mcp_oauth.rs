@@ -298,7 +298,14 @@ fn answer_of(port: u16, method: &str, target: &str) -> (u16, HashMap<String, Str
     let _ = stream.read_to_string(&mut text);
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_owned()))
@@ -323,7 +330,8 @@ fn oauth_discovery_and_the_sdks_flow_work_through_the_proxy() {
         )
     );
     // The metadata names the proxy as the resource and keeps the upstream's authorization server.
-    let (status, headers, body) = answer_of(port, "GET", "/.well-known/oauth-protected-resource/mcp");
+    let (status, headers, body) =
+        answer_of(port, "GET", "/.well-known/oauth-protected-resource/mcp");
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["content-type"], "application/json");
     let metadata: Value = serde_json::from_str(&body).unwrap();

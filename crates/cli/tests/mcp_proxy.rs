@@ -765,7 +765,10 @@ fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
     ] {
         let (status, answer) = http_at(port, "POST", target, &with_session, denied);
         assert_eq!(status, 404, "POST {target}: {answer}");
-        assert!(!answer.contains("PATH"), "get-env ran for {target}: {answer}");
+        assert!(
+            !answer.contains("PATH"),
+            "get-env ran for {target}: {answer}"
+        );
     }
     // The exact path with a query is the endpoint, gated.
     let (status, answer) = http_at(port, "POST", "/mcp?x=1", &with_session, denied);

@@ -144,8 +144,12 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
         );
     }
     // Routed by the head alone: nothing is read, let alone sent, for a path that is refused.
-    let route = match route::route(&parts.method, &parts.uri, &parts.headers, proxy.upstream.path())
-    {
+    let route = match route::route(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        proxy.upstream.path(),
+    ) {
         Ok(route) => route,
         Err(refused) => {
             let mut answer = plain(refused.status, &refused.text);
@@ -294,7 +298,11 @@ impl Proxy {
     async fn resource_metadata(&self, uri: &Uri, headers: &HeaderMap) -> Response {
         let origins = self.origins(headers);
         let at = self.upstream.at(uri.path_and_query());
-        let answer = match self.upstream.send(Method::GET, at, headers, Bytes::new()).await {
+        let answer = match self
+            .upstream
+            .send(Method::GET, at, headers, Bytes::new())
+            .await
+        {
             Ok(answer) => answer,
             Err(e) => {
                 return plain(

@@ -50,7 +50,11 @@ impl Origins {
 /// The upstream's protected-resource metadata with `resource` naming the proxy: the same path
 /// on the proxy's origin when it named the upstream's origin, else the proxy's MCP endpoint.
 /// Read strictly (a repeated key could name two resources); an error says what is wrong.
-pub fn resource_metadata(body: &[u8], origins: &Origins, endpoint: &str) -> Result<Vec<u8>, String> {
+pub fn resource_metadata(
+    body: &[u8],
+    origins: &Origins,
+    endpoint: &str,
+) -> Result<Vec<u8>, String> {
     let value = countersign_model::strict_json::from_slice(body).map_err(|e| e.to_string())?;
     let Value::Object(mut metadata) = value else {
         return Err("it is not a JSON object".into());
@@ -93,7 +97,10 @@ pub fn www_authenticate(value: &str, origins: &Origins) -> Option<String> {
         let (url, end) = if bytes.get(j) == Some(&b'"') {
             let end = quoted_end(bytes, j);
             let closed = end > j + 1 && bytes[end - 1] == b'"';
-            (unquote(&value[j + 1..if closed { end - 1 } else { end }]), end)
+            (
+                unquote(&value[j + 1..if closed { end - 1 } else { end }]),
+                end,
+            )
         } else {
             let end = (j..bytes.len())
                 .find(|&k| bytes[k] == b',' || bytes[k].is_ascii_whitespace())

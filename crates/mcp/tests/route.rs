@@ -26,7 +26,10 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 fn only_the_exact_endpoint_path_is_relayed() {
     assert_eq!(routed(Method::POST, "/mcp", &[JSON]), Ok(Route::Message));
     // A query string does not make another endpoint: the POST is still gated.
-    assert_eq!(routed(Method::POST, "/mcp?x=1", &[JSON]), Ok(Route::Message));
+    assert_eq!(
+        routed(Method::POST, "/mcp?x=1", &[JSON]),
+        Ok(Route::Message)
+    );
     assert_eq!(
         routed(Method::POST, "http://elsewhere/mcp", &[JSON]),
         Ok(Route::Message)
@@ -35,8 +38,21 @@ fn only_the_exact_endpoint_path_is_relayed() {
         assert_eq!(routed(method, "/mcp", &[]), Ok(Route::Endpoint));
     }
     for spelling in [
-        "/mcp/", "/MCP", "/Mcp/", "/%6Dcp", "/%6dcp", "//mcp", "/./mcp", "/mcp;x", "/mcp%2F",
-        "/a/../mcp", "/mcp//", "/mcp%00", "/", "/other", "*",
+        "/mcp/",
+        "/MCP",
+        "/Mcp/",
+        "/%6Dcp",
+        "/%6dcp",
+        "//mcp",
+        "/./mcp",
+        "/mcp;x",
+        "/mcp%2F",
+        "/a/../mcp",
+        "/mcp//",
+        "/mcp%00",
+        "/",
+        "/other",
+        "*",
     ] {
         for method in [Method::POST, Method::GET, Method::DELETE] {
             assert_eq!(
@@ -61,7 +77,10 @@ fn a_body_the_upstream_could_read_otherwise_is_refused() {
         vec![JSON, ("content-encoding", "identity, deflate")],
         vec![("content-type", "application/json; charset=utf-7")],
         vec![("content-type", "application/json; charset=\"UTF-16\"")],
-        vec![("content-type", "application/json; charset=utf-8; charset=latin1")],
+        vec![(
+            "content-type",
+            "application/json; charset=utf-8; charset=latin1",
+        )],
         vec![JSON, ("content-type", "text/plain; charset=utf-7")],
     ] {
         assert_eq!(

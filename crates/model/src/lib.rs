@@ -1,5 +1,5 @@
-//! Countersign's shared vocabulary: actions, principals, canonical JSON, digests, time, ids and
-//! signing keys.
+//! Countersign's shared vocabulary: actions, principals, canonical JSON, strict JSON, digests,
+//! time, ids and signing keys.
 //!
 //! Architecture invariant: this crate does no I/O. It reads no clock, no file, no environment and
 //! no random source; callers pass time and key material in. It therefore cannot fail on anything

@@ -37,4 +37,6 @@ fn a_repeated_key_is_refused_by_name_at_any_depth() {
         arguments: StrictValue,
     }
     assert!(serde_json::from_str::<Call>(r#"{"arguments": {"x": 1, "x": 2}}"#).is_err());
+    let call: Call = serde_json::from_str(r#"{"arguments": {"x": 1}}"#).unwrap();
+    assert_eq!(call.arguments.0, json!({"x": 1}));
 }
