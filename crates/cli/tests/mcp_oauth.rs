@@ -31,6 +31,7 @@ match.resource = "mcp:oauth/echo"
 "#;
 
 const TOKEN: &str = "token-for-the-test";
+const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource/mcp";
 
 /// What the upstream saw: the `resource` of each authorization and token request, and the
 /// `Authorization` of each MCP request.
@@ -117,10 +118,11 @@ fn decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// An MCP server on `port` that wants a bearer token, and its own authorization server (one
-/// origin, as many deployments have it): metadata, dynamic registration, an authorization
-/// endpoint that approves at once, a token endpoint. Serves until the test process ends.
-fn protected_upstream(seen: Arc<Mutex<Seen>>) -> (u16, String) {
+/// An MCP server that wants a bearer token, and its own authorization server (one origin, as
+/// many deployments have it): protected-resource metadata at `metadata` (the path its challenges
+/// name), authorization server metadata, dynamic registration, an authorization endpoint that
+/// approves at once, a token endpoint. Serves until the test process ends.
+fn protected_upstream(seen: Arc<Mutex<Seen>>, metadata: &'static str) -> (u16, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let origin = format!("http://127.0.0.1:{port}");
@@ -131,7 +133,7 @@ fn protected_upstream(seen: Arc<Mutex<Seen>>) -> (u16, String) {
             let (seen, origin) = (Arc::clone(&seen), here.clone());
             std::thread::spawn(move || {
                 if let Some(request) = read_request(&stream) {
-                    serve(&mut stream, &request, &origin, &seen);
+                    serve(&mut stream, &request, &origin, metadata, &seen);
                 }
             });
         }
@@ -139,14 +141,20 @@ fn protected_upstream(seen: Arc<Mutex<Seen>>) -> (u16, String) {
     (port, format!("{origin}/mcp"))
 }
 
-fn serve(stream: &mut TcpStream, request: &Request, origin: &str, seen: &Mutex<Seen>) {
+fn serve(
+    stream: &mut TcpStream,
+    request: &Request,
+    origin: &str,
+    metadata_path: &str,
+    seen: &Mutex<Seen>,
+) {
     let json_type = ("Content-Type", "application/json");
     let (path, query) = request
         .target
         .split_once('?')
         .unwrap_or((&request.target, ""));
     match (request.method.as_str(), path) {
-        ("GET", "/.well-known/oauth-protected-resource/mcp") => {
+        ("GET", path) if path == metadata_path => {
             let metadata = json!({
                 "resource": format!("{origin}/mcp"),
                 "authorization_servers": [origin],
@@ -203,9 +211,8 @@ fn serve(stream: &mut TcpStream, request: &Request, origin: &str, seen: &Mutex<S
                 .authorizations
                 .push(authorization.clone());
             if authorization != format!("Bearer {TOKEN}") {
-                let challenge = format!(
-                    "Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp\""
-                );
+                let challenge =
+                    format!("Bearer resource_metadata=\"{origin}{metadata_path}\", scope=\"mcp\"");
                 answer(
                     stream,
                     "401 Unauthorized",
@@ -317,7 +324,7 @@ fn answer_of(port: u16, method: &str, target: &str) -> (u16, HashMap<String, Str
 fn oauth_discovery_and_the_sdks_flow_work_through_the_proxy() {
     let server = start_server_with_policy("mcp-oauth", POLICY);
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let (upstream_port, upstream) = protected_upstream(Arc::clone(&seen));
+    let (upstream_port, upstream) = protected_upstream(Arc::clone(&seen), WELL_KNOWN);
     let (_proxy, port) = proxy(&server, &upstream);
 
     // The challenge points at the proxy's copy of the metadata, on the host the client used.
@@ -364,4 +371,30 @@ fn oauth_discovery_and_the_sdks_flow_work_through_the_proxy() {
             .any(|a| a == &format!("Bearer {TOKEN}")),
         "{seen:?}"
     );
+}
+
+#[test]
+fn metadata_where_only_the_challenge_says_is_served_once_the_upstream_named_it() {
+    let server = start_server_with_policy("mcp-oauth-custom", POLICY);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let custom = "/custom/metadata/location.json";
+    let (_, upstream) = protected_upstream(Arc::clone(&seen), custom);
+    let (_proxy, port) = proxy(&server, &upstream);
+
+    // Not a path the proxy relays, until the upstream's own challenge names it.
+    assert_eq!(answer_of(port, "GET", custom).0, 404);
+    let (status, headers, _) = answer_of(port, "POST", "/mcp");
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        format!("Bearer resource_metadata=\"http://localhost:{port}{custom}\", scope=\"mcp\"")
+    );
+    let (status, _, body) = answer_of(port, "GET", custom);
+    assert_eq!(status, 200, "{body}");
+    let metadata: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(metadata["resource"], format!("http://localhost:{port}/mcp"));
+    assert_eq!(answer_of(port, "GET", "/custom/other.json").0, 404);
+
+    let through = oauth_client(&format!("http://127.0.0.1:{port}/mcp"));
+    assert_eq!(through["text"], "Echo: through OAuth", "{through}");
 }

@@ -49,6 +49,8 @@ struct Proxy {
     loopback_only: bool,
     /// The address the proxy listens on, for OAuth metadata asked for without a `Host`.
     listening: String,
+    /// Where the upstream's challenges said its OAuth metadata is.
+    advertised: Arc<oauth::Advertised>,
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes.
@@ -68,6 +70,7 @@ pub async fn serve(
         upstream,
         loopback_only,
         listening: local.map_or_else(|_| "localhost".into(), |a| a.to_string()),
+        advertised: Arc::default(),
     });
     serve_connections(listener, proxy, shutdown).await;
     Ok(())
@@ -151,6 +154,10 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
         proxy.upstream.path(),
     ) {
         Ok(route) => route,
+        // A metadata location the upstream itself named in a challenge.
+        Err(_) if parts.method == Method::GET && proxy.advertised.knows(parts.uri.path()) => {
+            Route::ResourceMetadata
+        }
         Err(refused) => {
             let mut answer = plain(refused.status, &refused.text);
             if let Some(allow) = refused.allow {
@@ -289,7 +296,12 @@ impl Proxy {
     }
 
     fn origins(&self, headers: &HeaderMap) -> Origins {
-        Origins::of(self.upstream.url(), headers, &self.listening)
+        Origins::of(
+            self.upstream.url(),
+            headers,
+            &self.listening,
+            Arc::clone(&self.advertised),
+        )
     }
 
     /// Serves the upstream's protected-resource metadata (the same path there) naming the

@@ -4,9 +4,39 @@
 //! name the proxy, keeping everything else the upstream said (its authorization servers, scopes).
 //! The token a client then obtains is for the proxy's URL; docs/mcp.md says what that means.
 
+use std::sync::{Arc, Mutex};
+
 use axum::http::{HeaderMap, header};
 use reqwest::Url;
 use serde_json::Value;
+
+/// How many metadata locations outside `/.well-known/` the proxy remembers.
+const MAX_ADVERTISED: usize = 16;
+
+/// The paths, outside `/.well-known/oauth-protected-resource`, at which the upstream's challenges
+/// said its metadata is (`resource_metadata=…/custom/location.json`): the proxy serves its copy
+/// at those paths too. Only the upstream's own answers add to it, so a client cannot make the
+/// proxy relay a path of its choosing.
+#[derive(Debug, Default)]
+pub struct Advertised(Mutex<Vec<String>>);
+
+impl Advertised {
+    fn remember(&self, path: &str) {
+        if let Ok(mut paths) = self.0.lock()
+            && paths.len() < MAX_ADVERTISED
+            && !paths.iter().any(|known| known == path)
+        {
+            paths.push(path.to_owned());
+        }
+    }
+
+    /// Whether an upstream challenge named `path` as where its metadata is.
+    pub fn knows(&self, path: &str) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|paths| paths.iter().any(|known| known == path))
+    }
+}
 
 /// The two origins a rewrite maps between: the upstream's, as the proxy reaches it, and the
 /// proxy's, as the client reached it.
@@ -16,12 +46,19 @@ pub struct Origins {
     pub upstream: String,
     /// `http://host[:port]` of the proxy, from the client's `Host` header.
     pub proxy: String,
+    /// Where the upstream's challenges said its metadata is.
+    pub advertised: Arc<Advertised>,
 }
 
 impl Origins {
     /// The origins for a client's request: the proxy's is the `Host` the client asked for (what
     /// the client compares the metadata with), else the address it listens on.
-    pub fn of(upstream: &Url, headers: &HeaderMap, listening: &str) -> Origins {
+    pub fn of(
+        upstream: &Url,
+        headers: &HeaderMap,
+        listening: &str,
+        advertised: Arc<Advertised>,
+    ) -> Origins {
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -33,6 +70,7 @@ impl Origins {
         Origins {
             upstream: upstream.origin().ascii_serialization(),
             proxy: format!("http://{host}"),
+            advertised,
         }
     }
 
@@ -108,6 +146,11 @@ pub fn www_authenticate(value: &str, origins: &Origins) -> Option<String> {
             (value[j..end].to_owned(), end)
         };
         if let Some(moved) = origins.moved(&url) {
+            if let Ok(parsed) = Url::parse(&url)
+                && crate::route::plain_path(parsed.path())
+            {
+                origins.advertised.remember(parsed.path());
+            }
             out.push_str(&value[copied..j]);
             out.push('"');
             out.push_str(&moved.replace('\\', "\\\\").replace('"', "\\\""));

@@ -115,7 +115,7 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// A path the upstream cannot read as another: unreserved characters only (nothing
 /// percent-encoded, no `;` parameters), no empty, `.` or `..` segment.
-fn plain_path(path: &str) -> bool {
+pub(crate) fn plain_path(path: &str) -> bool {
     let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
     path.chars().all(unreserved)
         && path

@@ -145,6 +145,7 @@ fn origins() -> Origins {
         &"http://10.0.0.5:3000/mcp".parse().unwrap(),
         &headers,
         "127.0.0.1:1",
+        Default::default(),
     )
 }
 
@@ -178,6 +179,7 @@ fn protected_resource_metadata_names_the_proxy_and_keeps_the_rest() {
         &"http://10.0.0.5:3000/mcp".parse().unwrap(),
         &HeaderMap::new(),
         "127.0.0.1:9000",
+        Default::default(),
     );
     assert_eq!(bare.proxy, "http://127.0.0.1:9000");
 }
@@ -206,4 +208,15 @@ fn a_challenge_points_at_the_proxys_metadata() {
         None
     );
     assert_eq!(moved("Bearer"), None);
+
+    // A location outside /.well-known/ is remembered, so the proxy serves its copy there too.
+    let origins = origins();
+    assert!(!origins.advertised.knows("/custom/metadata.json"));
+    oauth::www_authenticate(
+        r#"Bearer resource_metadata="http://10.0.0.5:3000/custom/metadata.json""#,
+        &origins,
+    )
+    .unwrap();
+    assert!(origins.advertised.knows("/custom/metadata.json"));
+    assert!(!origins.advertised.knows("/custom/other.json"));
 }
