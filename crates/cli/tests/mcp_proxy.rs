@@ -808,6 +808,24 @@ fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
     };
     assert!(answer.contains("Countersign denied this call"), "{answer}");
 
+    // A server routing by the Mcp-Method header cannot be told of a tool call the gate did not
+    // read as one.
+    let mut routed = with_session.to_vec();
+    routed.push(("Mcp-Method", "tools/call"));
+    routed.push(("Mcp-Name", "get-env"));
+    let (status, answer) = http_at(
+        port,
+        "POST",
+        "/mcp",
+        &routed,
+        r#"{"jsonrpc":"2.0","id":11,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("Mcp-Method header"), "{answer}");
+    let (status, answer) = http_at(port, "POST", "/mcp", &routed, denied);
+    assert_eq!(status, 200);
+    assert!(answer.contains("Countersign denied this call"), "{answer}");
+
     // A key twice in an allowed call's arguments: refused, naming it, never run.
     let (status, answer) = http_at(
         port,

@@ -214,6 +214,9 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
 
 impl Proxy {
     async fn post(self: &Arc<Self>, headers: &HeaderMap, body: Bytes) -> Response {
+        if let Some(refusal) = method_header_mismatch(headers, &body) {
+            return json(StatusCode::BAD_REQUEST, message::error_response(&refusal));
+        }
         match message::classify(&body) {
             Inbound::Pass => self.forward_post(headers, body).await,
             Inbound::Cancelled(id) => match self.held.withdraw(&session_key(headers, &id), &body) {
@@ -850,6 +853,27 @@ fn session_key(headers: &HeaderMap, id: &RpcId) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     format!("{session}\u{0}{id}")
+}
+
+/// A `Mcp-Method` header (protocol 2026-07-28) that names another method than the body's (or
+/// comes with a batch, or a body without a method): refused, so a server routing by the header
+/// cannot take for a tool call what the gate read as something else.
+fn method_header_mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Refusal> {
+    let header = headers.get("mcp-method")?;
+    let method = message::method_of(body);
+    (header.to_str().ok() != method.as_deref()).then(|| Refusal {
+        id: None,
+        code: message::INVALID_REQUEST,
+        message: match method {
+            Some(method) => format!(
+                "the Mcp-Method header does not name the method of the message (`{method}`); \
+                 Countersign refuses the mismatch"
+            ),
+            None => "an Mcp-Method header goes only with one request or notification, and must \
+                     name its method; Countersign refuses it here"
+                .to_owned(),
+        },
+    })
 }
 
 /// A `Mcp-Name` header (protocol 2026-07-28) that names another tool than the body: refused, so

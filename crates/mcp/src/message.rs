@@ -252,6 +252,16 @@ fn unreadable(id: Option<RpcId>, error: &serde_json::Error) -> Inbound {
     ))
 }
 
+/// The `method` of one message (not a batch, not a response), as the server will read it.
+pub fn method_of(bytes: &[u8]) -> Option<String> {
+    let text = bytes.trim_ascii();
+    if text.first() != Some(&b'{') {
+        return None;
+    }
+    let probe: Probe<'_> = serde_json::from_slice(text).ok()?;
+    probe.method.map(Cow::into_owned)
+}
+
 /// What a server's answer to a request says, for the outcome of an approved call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
