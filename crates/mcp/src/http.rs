@@ -722,18 +722,24 @@ async fn relay(answer: hyper::Response<Incoming>, asked: Asked, origins: &Origin
 }
 
 /// The client's answer: the upstream's status and headers (but those of its connection), `body`.
-/// A challenge's `resource_metadata` names the proxy's copy of the metadata (see `oauth`).
+/// A challenge's `resource_metadata` names the proxy's copy of the metadata (see `oauth`), and a
+/// redirect to the upstream's origin stays on the proxy's: a client following it goes through
+/// the proxy again (to a path it relays, or not at all).
 fn with_head(head: &hyper::http::response::Parts, body: Body, origins: &Origins) -> Response {
     let mut response = Response::builder().status(head.status);
     for (name, value) in &head.headers {
         if HOP_BY_HOP.contains(&name.as_str()) {
             continue;
         }
-        let moved = (name == header::WWW_AUTHENTICATE)
-            .then(|| value.to_str().ok())
-            .flatten()
-            .and_then(|text| oauth::www_authenticate(text, origins))
-            .and_then(|text| HeaderValue::from_str(&text).ok());
+        let text = || value.to_str().ok();
+        let moved = if name == header::WWW_AUTHENTICATE {
+            text().and_then(|text| oauth::www_authenticate(text, origins))
+        } else if name == header::LOCATION {
+            text().and_then(|url| origins.moved(url))
+        } else {
+            None
+        }
+        .and_then(|text| HeaderValue::from_str(&text).ok());
         response = response.header(name, moved.as_ref().unwrap_or(value));
     }
     response

@@ -74,8 +74,9 @@ impl Origins {
         }
     }
 
-    /// `url` moved to the proxy's origin, when it is on the upstream's.
-    fn moved(&self, url: &str) -> Option<String> {
+    /// `url` moved to the proxy's origin, when it is on the upstream's: a challenge's metadata,
+    /// a redirect's `Location`, which would otherwise send the client around the proxy.
+    pub fn moved(&self, url: &str) -> Option<String> {
         let parsed = Url::parse(url).ok()?;
         if parsed.origin().ascii_serialization() != self.upstream {
             return None;

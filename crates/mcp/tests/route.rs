@@ -219,4 +219,12 @@ fn a_challenge_points_at_the_proxys_metadata() {
     .unwrap();
     assert!(origins.advertised.knows("/custom/metadata.json"));
     assert!(!origins.advertised.knows("/custom/other.json"));
+
+    // A redirect's location on the upstream's origin keeps the client on the proxy's.
+    assert_eq!(
+        origins.moved("http://10.0.0.5:3000/mcp/?a=1").as_deref(),
+        Some("http://127.0.0.1:8766/mcp/?a=1")
+    );
+    assert_eq!(origins.moved("https://elsewhere.example/mcp"), None);
+    assert_eq!(origins.moved("/relative"), None);
 }
