@@ -725,12 +725,8 @@ fn http_at(
     (status, answer)
 }
 
-#[test]
-fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
-    let server = start_server_with_policy("mcp-http-paths", POLICY);
-    let (_upstream, upstream_url) = everything_over_http();
-    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
-    let port = port_of(&url);
+/// Opens a session through the proxy on `port` (initialize, initialized); returns its id.
+fn open_session(port: u16) -> String {
     let accept = ("Accept", "application/json, text/event-stream");
     let json_body = ("Content-Type", "application/json");
     let (_, headers, _) = http(
@@ -745,18 +741,35 @@ fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
         .unwrap()
         .1
         .clone();
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &[
+            accept,
+            json_body,
+            ("Mcp-Session-Id", session.as_str()),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    session
+}
+
+#[test]
+fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
+    let server = start_server_with_policy("mcp-http-paths", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let port = port_of(&url);
+    let accept = ("Accept", "application/json, text/event-stream");
+    let session = open_session(port);
     let with_session = [
         accept,
-        json_body,
+        ("Content-Type", "application/json"),
         ("Mcp-Session-Id", session.as_str()),
         ("MCP-Protocol-Version", "2025-06-18"),
     ];
-    http(
-        port,
-        "POST",
-        &with_session,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
     let denied = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
     // server-everything (express) takes /MCP, /mcp/ and /Mcp/ as its endpoint: through the
     // proxy, none of them reaches it.
@@ -825,8 +838,23 @@ fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
     let (status, answer) = http_at(port, "POST", "/mcp", &routed, denied);
     assert_eq!(status, 200);
     assert!(answer.contains("Countersign denied this call"), "{answer}");
+}
 
-    // A key twice in an allowed call's arguments: refused, naming it, never run.
+#[test]
+fn over_http_a_key_twice_in_tool_arguments_is_refused() {
+    let server = start_server_with_policy("mcp-http-duplicate", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let port = port_of(&url);
+    let session = open_session(port);
+    let with_session = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("Mcp-Session-Id", session.as_str()),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    // echo is allowed, and the gate and the server could each read either value: refused, naming
+    // the key, never run.
     let (status, answer) = http_at(
         port,
         "POST",
