@@ -338,7 +338,7 @@ impl Proxy {
             Ok(_) if head.headers.contains_key(header::CONTENT_ENCODING) => {
                 Err("it came compressed".to_owned())
             }
-            Ok(body) => oauth::resource_metadata(&body.to_bytes(), &origins, self.upstream.path()),
+            Ok(body) => oauth::resource_metadata(&body.to_bytes(), &origins),
             Err(e) => Err(format!("it broke off: {e}")),
         };
         match rewritten {

@@ -86,24 +86,23 @@ impl Origins {
     }
 }
 
-/// The upstream's protected-resource metadata with `resource` naming the proxy: the same path
-/// on the proxy's origin when it named the upstream's origin, else the proxy's MCP endpoint.
-/// Read strictly (a repeated key could name two resources); an error says what is wrong.
-pub fn resource_metadata(
-    body: &[u8],
-    origins: &Origins,
-    endpoint: &str,
-) -> Result<Vec<u8>, String> {
+/// The upstream's protected-resource metadata with `resource` naming the proxy, when it named
+/// the upstream's origin (the same path, on the proxy's origin). A `resource` elsewhere is left
+/// as it is: it does not match the upstream either, and the client must refuse it through the
+/// proxy as it would direct, not be handed a match the proxy made up. Read strictly (a repeated
+/// key could name two resources); an error says what is wrong.
+pub fn resource_metadata(body: &[u8], origins: &Origins) -> Result<Vec<u8>, String> {
     let value = countersign_model::strict_json::from_slice(body).map_err(|e| e.to_string())?;
     let Value::Object(mut metadata) = value else {
         return Err("it is not a JSON object".into());
     };
-    let resource = metadata
+    let moved = metadata
         .get("resource")
         .and_then(Value::as_str)
-        .and_then(|resource| origins.moved(resource))
-        .unwrap_or_else(|| format!("{}{endpoint}", origins.proxy));
-    metadata.insert("resource".into(), Value::String(resource));
+        .and_then(|resource| origins.moved(resource));
+    if let Some(resource) = moved {
+        metadata.insert("resource".into(), Value::String(resource));
+    }
     serde_json::to_vec(&metadata).map_err(|e| e.to_string())
 }
 

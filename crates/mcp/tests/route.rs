@@ -153,27 +153,25 @@ fn origins() -> Origins {
 fn protected_resource_metadata_names_the_proxy_and_keeps_the_rest() {
     let upstream = br#"{"resource":"http://10.0.0.5:3000/mcp","authorization_servers":["https://auth.example.com"],"scopes_supported":["tools"]}"#;
     let served: Value =
-        serde_json::from_slice(&oauth::resource_metadata(upstream, &origins(), "/mcp").unwrap())
-            .unwrap();
+        serde_json::from_slice(&oauth::resource_metadata(upstream, &origins()).unwrap()).unwrap();
     assert_eq!(
         served,
         json!({"resource": "http://127.0.0.1:8766/mcp", "authorization_servers": ["https://auth.example.com"], "scopes_supported": ["tools"]})
     );
-    // A resource named elsewhere becomes the proxy's endpoint.
-    let elsewhere = br#"{"resource":"https://mcp.example.com/v1","authorization_servers":[]}"#;
+    // A resource elsewhere is left as it is, so the client refuses it as it would direct (the
+    // suite's auth/resource-mismatch).
+    let elsewhere = br#"{"resource":"https://evil.example.com/mcp","authorization_servers":[]}"#;
     let served: Value =
-        serde_json::from_slice(&oauth::resource_metadata(elsewhere, &origins(), "/mcp").unwrap())
-            .unwrap();
-    assert_eq!(served["resource"], "http://127.0.0.1:8766/mcp");
+        serde_json::from_slice(&oauth::resource_metadata(elsewhere, &origins()).unwrap()).unwrap();
+    assert_eq!(served["resource"], "https://evil.example.com/mcp");
     // Two resources in one document could mean either: refused.
     let error = oauth::resource_metadata(
         br#"{"resource":"http://127.0.0.1:8766/mcp","resource":"http://10.0.0.5:3000/mcp"}"#,
         &origins(),
-        "/mcp",
     )
     .unwrap_err();
     assert!(error.contains("\"resource\" appears twice"), "{error}");
-    assert!(oauth::resource_metadata(b"[1]", &origins(), "/mcp").is_err());
+    assert!(oauth::resource_metadata(b"[1]", &origins()).is_err());
     // Without a usable Host, the listening address names the proxy.
     let bare = Origins::of(
         &"http://10.0.0.5:3000/mcp".parse().unwrap(),

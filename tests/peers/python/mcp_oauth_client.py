@@ -5,7 +5,8 @@ authorization code with PKCE and the RFC 8707 `resource`, then a session that ca
 
     usage: mcp_oauth_client.py URL
 
-Prints one JSON line, {"tools": [...], "text": "...", "is_error": false}; on failure exits
+Prints one JSON line, {"tools": [...], "text": "...", "is_error": false} (`echo` is called when
+the server lists it; `text` is null otherwise); on failure exits
 non-zero with the SDK's error on stderr. The "browser" is an HTTP GET of the authorization URL:
 the test's authorization server approves at once and redirects with the code.
 """
@@ -70,10 +71,13 @@ async def main(url):
         async with streamable_http_client(url, http_client=http, terminate_on_close=False) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
-                tools = await session.list_tools()
-                result = await session.call_tool("echo", {"message": "through OAuth"})
-                text = "\n".join(c.text for c in result.content if getattr(c, "type", None) == "text")
-                print(json.dumps({"tools": [t.name for t in tools.tools], "text": text, "is_error": bool(result.is_error)}))
+                tools = [tool.name for tool in (await session.list_tools()).tools]
+                text, is_error = None, None
+                if "echo" in tools:
+                    result = await session.call_tool("echo", {"message": "through OAuth"})
+                    text = "\n".join(c.text for c in result.content if getattr(c, "type", None) == "text")
+                    is_error = bool(result.is_error)
+                print(json.dumps({"tools": tools, "text": text, "is_error": is_error}))
 
 
 if __name__ == "__main__":
