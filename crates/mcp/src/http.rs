@@ -307,9 +307,9 @@ impl Proxy {
         )
     }
 
-    /// Serves the upstream's protected-resource metadata (the same path there) naming the
-    /// proxy as the resource. What cannot be rewritten is not passed on: a client would refuse
-    /// it anyway, and it names the upstream.
+    /// Serves the upstream's protected-resource metadata (the same path there) with its
+    /// resource moved to the proxy (`oauth::resource_metadata`). A document the proxy cannot
+    /// read is not passed on: it would name the upstream, which the client must refuse anyway.
     async fn resource_metadata(&self, uri: &Uri, headers: &HeaderMap) -> Response {
         let origins = self.origins(headers);
         let at = self.upstream.at(uri.path_and_query());
