@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, VerifyError, verify_with_checkpoints};
 use crate::event::AuditEvent;
-use crate::strict_json::StrictValue;
 use crate::verify::ChainSummary;
+use countersign_model::strict_json::StrictValue;
 
 /// One line of an export.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,6 @@
 pub mod checkpoint;
 pub mod event;
 pub mod export;
-mod strict_json;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, VerifyError, verify_with_checkpoints};

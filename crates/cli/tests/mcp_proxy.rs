@@ -757,3 +757,175 @@ fn over_http_sessions_streams_and_headers_pass_through() {
     );
     assert_eq!(status, 403);
 }
+
+/// `http` to any request target (raw, as a client may spell it).
+fn http_at(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer)
+}
+
+/// Opens a session through the proxy on `port` (initialize, initialized); returns its id.
+fn open_session(port: u16) -> String {
+    let accept = ("Accept", "application/json, text/event-stream");
+    let json_body = ("Content-Type", "application/json");
+    let (_, headers, _) = http(
+        port,
+        "POST",
+        &[accept, json_body],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+    );
+    let session = headers
+        .iter()
+        .find(|(n, _)| n == "mcp-session-id")
+        .unwrap()
+        .1
+        .clone();
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &[
+            accept,
+            json_body,
+            ("Mcp-Session-Id", session.as_str()),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    session
+}
+
+#[test]
+fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
+    let server = start_server_with_policy("mcp-http-paths", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let port = port_of(&url);
+    let accept = ("Accept", "application/json, text/event-stream");
+    let session = open_session(port);
+    let with_session = [
+        accept,
+        ("Content-Type", "application/json"),
+        ("Mcp-Session-Id", session.as_str()),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    let denied = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
+    // server-everything (express) takes /MCP, /mcp/ and /Mcp/ as its endpoint: through the
+    // proxy, none of them reaches it.
+    for target in [
+        "/mcp/", "/MCP", "/Mcp/", "/%6Dcp", "//mcp", "/./mcp", "/mcp;x", "/mcp%2F",
+    ] {
+        let (status, answer) = http_at(port, "POST", target, &with_session, denied);
+        assert_eq!(status, 404, "POST {target}: {answer}");
+        assert!(
+            !answer.contains("PATH"),
+            "get-env ran for {target}: {answer}"
+        );
+    }
+    // The exact path with a query is the endpoint, gated.
+    let (status, answer) = http_at(port, "POST", "/mcp?x=1", &with_session, denied);
+    assert_eq!(status, 200);
+    assert!(answer.contains("Countersign denied this call"), "{answer}");
+    // Bodies only ever go with a POST to the endpoint, and only as the gate read them.
+    let (status, answer) = http_at(port, "PUT", "/mcp", &with_session, denied);
+    assert_eq!(status, 405, "{answer}");
+    let (status, answer) = http_at(port, "GET", "/mcp", &with_session, denied);
+    assert_eq!(status, 400, "{answer}");
+    let mut gzip = with_session.to_vec();
+    gzip.push(("Content-Encoding", "gzip"));
+    assert_eq!(http_at(port, "POST", "/mcp", &gzip, denied).0, 415);
+    let utf7 = [
+        accept,
+        ("Content-Type", "application/json; charset=utf-7"),
+        ("Mcp-Session-Id", session.as_str()),
+    ];
+    assert_eq!(http_at(port, "POST", "/mcp", &utf7, denied).0, 415);
+    // Chunked, the body is gated all the same.
+    let chunked_headers: String = with_session
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    let chunked = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n{chunked_headers}\r\n{:x}\r\n{denied}\r\n0\r\n\r\n",
+        denied.len()
+    );
+    let answer = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.write_all(chunked.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(answer.contains("Countersign denied this call"), "{answer}");
+
+    // A server routing by the Mcp-Method header cannot be told of a tool call the gate did not
+    // read as one.
+    let mut routed = with_session.to_vec();
+    routed.push(("Mcp-Method", "tools/call"));
+    routed.push(("Mcp-Name", "get-env"));
+    let (status, answer) = http_at(
+        port,
+        "POST",
+        "/mcp",
+        &routed,
+        r#"{"jsonrpc":"2.0","id":11,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("Mcp-Method header"), "{answer}");
+    let (status, answer) = http_at(port, "POST", "/mcp", &routed, denied);
+    assert_eq!(status, 200);
+    assert!(answer.contains("Countersign denied this call"), "{answer}");
+}
+
+#[test]
+fn over_http_a_key_twice_in_tool_arguments_is_refused() {
+    let server = start_server_with_policy("mcp-http-duplicate", POLICY);
+    let (_upstream, upstream_url) = everything_over_http();
+    let (_proxy, url) = http_proxy(&server, &upstream_url, &spool_dir(&server));
+    let port = port_of(&url);
+    let session = open_session(port);
+    let with_session = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("Mcp-Session-Id", session.as_str()),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    // echo is allowed, and the gate and the server could each read either value: refused, naming
+    // the key, never run.
+    let (status, answer) = http_at(
+        port,
+        "POST",
+        "/mcp",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"echo","arguments":{"message":"checked","message":"run"}}}"#,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains(r#"the key \"message\" appears twice"#),
+        "{answer}"
+    );
+    assert!(!answer.contains("Echo:"), "{answer}");
+}

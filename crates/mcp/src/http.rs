@@ -3,9 +3,10 @@
 //! headers (`Authorization`, `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`…) and its
 //! answer comes back as it is, status, headers and body (JSON or an SSE stream, relayed as it
 //! arrives), with one exception: an SSE answer to a POST that turns out to hold nothing but the
-//! response comes back as that response in JSON (see `relay`). Only POSTs to the MCP endpoint
-//! are looked into: a `tools/call` is gated, and a `notifications/cancelled` for a held call
-//! withdraws it.
+//! response comes back as that response in JSON (see `relay`). Which requests are taken at all
+//! is `route`'s: a body goes upstream only as a POST to the MCP endpoint's exact path, and every
+//! such POST is looked into: a `tools/call` is gated, and a `notifications/cancelled` for a held
+//! call withdraws it. OAuth metadata and challenges are rewritten to name the proxy (`oauth`).
 //!
 //! A held call is answered with an SSE stream of Countersign's own: progress notifications (or
 //! comments) while reviewers decide, then the upstream's answer relayed into it once the call has
@@ -30,6 +31,8 @@ use crate::approval::{Held, Hold, record_outcome};
 use crate::gate::{Check, Gate};
 use crate::held::{HeldCalls, Withdrawal};
 use crate::message::{self, Answer, INVALID_PARAMS, Inbound, Refusal, RpcId, ToolCall};
+use crate::oauth::{self, Origins};
+use crate::route::{self, Route};
 use crate::sse;
 use crate::upstream::{HOP_BY_HOP, Upstream};
 
@@ -44,6 +47,10 @@ struct Proxy {
     /// Refuse browser origins other than this machine (DNS rebinding), when listening on
     /// loopback.
     loopback_only: bool,
+    /// The address the proxy listens on, for OAuth metadata asked for without a `Host`.
+    listening: String,
+    /// Where the upstream's challenges said its OAuth metadata is.
+    advertised: Arc<oauth::Advertised>,
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes.
@@ -53,14 +60,17 @@ pub async fn serve(
     upstream: Upstream,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let loopback_only = listener
-        .local_addr()
-        .is_ok_and(|a: SocketAddr| a.ip().is_loopback());
+    let local = listener.local_addr();
+    let loopback_only = local
+        .as_ref()
+        .is_ok_and(|a: &SocketAddr| a.ip().is_loopback());
     let proxy = Arc::new(Proxy {
         gate,
         held: HeldCalls::default(),
         upstream,
         loopback_only,
+        listening: local.map_or_else(|_| "localhost".into(), |a| a.to_string()),
+        advertised: Arc::default(),
     });
     serve_connections(listener, proxy, shutdown).await;
     Ok(())
@@ -136,6 +146,28 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
             "Countersign refuses requests from web pages of other sites (Origin header)",
         );
     }
+    // Routed by the head alone: nothing is read, let alone sent, for a path that is refused.
+    let route = match route::route(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        proxy.upstream.path(),
+    ) {
+        Ok(route) => route,
+        // A metadata location the upstream itself named in a challenge.
+        Err(_) if parts.method == Method::GET && proxy.advertised.knows(parts.uri.path()) => {
+            Route::ResourceMetadata
+        }
+        Err(refused) => {
+            let mut answer = plain(refused.status, &refused.text);
+            if let Some(allow) = refused.allow {
+                answer
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            return answer;
+        }
+    };
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     let body = match http_body_util::BodyExt::collect(limited).await {
         Ok(body) => body.to_bytes(),
@@ -155,20 +187,36 @@ async fn handle(proxy: Arc<Proxy>, request: hyper::Request<hyper::body::Incoming
             );
         }
     };
-    let is_endpoint = parts.uri.path() == proxy.upstream.path();
-    if is_endpoint && parts.method == Method::POST {
-        return proxy.post(&parts.headers, body).await;
+    if !route.takes_body() && !body.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Countersign relays a body only with a POST to the MCP endpoint; a {} carries none",
+                parts.method
+            ),
+        );
     }
-    let uri = if is_endpoint {
-        proxy.upstream.endpoint()
-    } else {
-        proxy.upstream.at(parts.uri.path_and_query())
-    };
-    proxy.forward(parts.method, uri, &parts.headers, body).await
+    match route {
+        Route::Message => proxy.post(&parts.headers, body).await,
+        Route::Endpoint => {
+            let endpoint = proxy.upstream.endpoint();
+            proxy
+                .forward(parts.method, endpoint, &parts.headers, body)
+                .await
+        }
+        Route::Metadata => {
+            let uri = proxy.upstream.at(parts.uri.path_and_query());
+            proxy.forward(parts.method, uri, &parts.headers, body).await
+        }
+        Route::ResourceMetadata => proxy.resource_metadata(&parts.uri, &parts.headers).await,
+    }
 }
 
 impl Proxy {
     async fn post(self: &Arc<Self>, headers: &HeaderMap, body: Bytes) -> Response {
+        if let Some(refusal) = method_header_mismatch(headers, &body) {
+            return json(StatusCode::BAD_REQUEST, message::error_response(&refusal));
+        }
         match message::classify(&body) {
             Inbound::Pass => self.forward_post(headers, body).await,
             Inbound::Cancelled(id) => match self.held.withdraw(&session_key(headers, &id), &body) {
@@ -236,14 +284,78 @@ impl Proxy {
         body: Bytes,
     ) -> Response {
         let asked = Asked::of(&method, headers, &body);
+        let origins = self.origins(headers);
         match self.upstream.send(method, uri, headers, body).await {
-            Ok(answer) => relay(answer, asked).await,
+            Ok(answer) => relay(answer, asked, &origins).await,
             Err(e) => plain(
                 StatusCode::BAD_GATEWAY,
                 &format!(
                     "Countersign cannot reach the MCP server at {}: {}",
                     self.upstream.url(),
                     error_chain(&e)
+                ),
+            ),
+        }
+    }
+
+    fn origins(&self, headers: &HeaderMap) -> Origins {
+        Origins::of(
+            self.upstream.url(),
+            headers,
+            &self.listening,
+            Arc::clone(&self.advertised),
+        )
+    }
+
+    /// Serves the upstream's protected-resource metadata (the same path there) with its
+    /// resource moved to the proxy (`oauth::resource_metadata`). A document the proxy cannot
+    /// read is not passed on: it would name the upstream, which the client must refuse anyway.
+    async fn resource_metadata(&self, uri: &Uri, headers: &HeaderMap) -> Response {
+        let origins = self.origins(headers);
+        let at = self.upstream.at(uri.path_and_query());
+        let answer = match self
+            .upstream
+            .send(Method::GET, at, headers, Bytes::new())
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "Countersign cannot reach the MCP server at {}: {}",
+                        self.upstream.url(),
+                        error_chain(&e)
+                    ),
+                );
+            }
+        };
+        if answer.status() != StatusCode::OK {
+            return relay(answer, Asked::Other, &origins).await;
+        }
+        let (head, body) = answer.into_parts();
+        let rewritten = match http_body_util::BodyExt::collect(body).await {
+            Ok(_) if head.headers.contains_key(header::CONTENT_ENCODING) => {
+                Err("it came compressed".to_owned())
+            }
+            Ok(body) => oauth::resource_metadata(&body.to_bytes(), &origins),
+            Err(e) => Err(format!("it broke off: {e}")),
+        };
+        match rewritten {
+            Ok(metadata) => {
+                let mut response = with_head(&head, Body::from(metadata), &origins);
+                let headers = response.headers_mut();
+                headers.remove(header::ETAG);
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(why) => plain(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "Countersign cannot serve the MCP server's protected-resource metadata: {why}"
                 ),
             ),
         }
@@ -555,7 +667,7 @@ fn takes_json(headers: &HeaderMap) -> bool {
 /// with: the same message, without a stream around it. It matters to clients that stop reading a
 /// stream at the response, as the official SDKs do: they must then close the connection, while a
 /// JSON answer is read to its end and the connection serves the next call.
-async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
+async fn relay(answer: hyper::Response<Incoming>, asked: Asked, origins: &Origins) -> Response {
     let (head, body) = answer.into_parts();
     let streaming = head
         .headers
@@ -579,7 +691,7 @@ async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
             && let Some(response) = sse::sole_message(run)
             && message::is_response(response.as_bytes())
         {
-            let mut answer = with_head(&head, Body::from(response));
+            let mut answer = with_head(&head, Body::from(response), origins);
             answer.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -606,16 +718,29 @@ async fn relay(answer: hyper::Response<Incoming>, asked: Asked) -> Response {
             }
         }
     };
-    with_head(&head, body)
+    with_head(&head, body, origins)
 }
 
 /// The client's answer: the upstream's status and headers (but those of its connection), `body`.
-fn with_head(head: &hyper::http::response::Parts, body: Body) -> Response {
+/// A challenge's `resource_metadata` names the proxy's copy of the metadata (see `oauth`), and a
+/// redirect to the upstream's origin stays on the proxy's: a client following it goes through
+/// the proxy again (to a path it relays, or not at all).
+fn with_head(head: &hyper::http::response::Parts, body: Body, origins: &Origins) -> Response {
     let mut response = Response::builder().status(head.status);
     for (name, value) in &head.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response = response.header(name, value);
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
         }
+        let text = || value.to_str().ok();
+        let moved = if name == header::WWW_AUTHENTICATE {
+            text().and_then(|text| oauth::www_authenticate(text, origins))
+        } else if name == header::LOCATION {
+            text().and_then(|url| origins.moved(url))
+        } else {
+            None
+        }
+        .and_then(|text| HeaderValue::from_str(&text).ok());
+        response = response.header(name, moved.as_ref().unwrap_or(value));
     }
     response
         .body(body)
@@ -734,6 +859,27 @@ fn session_key(headers: &HeaderMap, id: &RpcId) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     format!("{session}\u{0}{id}")
+}
+
+/// A `Mcp-Method` header (protocol 2026-07-28) that names another method than the body's (or
+/// comes with a batch, or a body without a method): refused, so a server routing by the header
+/// cannot take for a tool call what the gate read as something else.
+fn method_header_mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Refusal> {
+    let header = headers.get("mcp-method")?;
+    let method = message::method_of(body);
+    (header.to_str().ok() != method.as_deref()).then(|| Refusal {
+        id: None,
+        code: message::INVALID_REQUEST,
+        message: match method {
+            Some(method) => format!(
+                "the Mcp-Method header does not name the method of the message (`{method}`); \
+                 Countersign refuses the mismatch"
+            ),
+            None => "an Mcp-Method header goes only with one request or notification, and must \
+                     name its method; Countersign refuses it here"
+                .to_owned(),
+        },
+    })
 }
 
 /// A `Mcp-Name` header (protocol 2026-07-28) that names another tool than the body: refused, so

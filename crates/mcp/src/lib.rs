@@ -15,6 +15,8 @@ pub mod held;
 pub mod http;
 pub mod message;
 pub mod naming;
+pub mod oauth;
+pub mod route;
 pub mod spool;
 pub mod sse;
 pub mod stdio;

@@ -3,12 +3,14 @@
 //! else, which passes unchanged. Also the few messages Countersign writes itself.
 //!
 //! A message Countersign cannot read is never forwarded: the server would read it some other way,
-//! and a tool call could slip through unchecked. Duplicate keys, invalid escapes and nesting
-//! deeper than the parser allows are refused for the same reason.
+//! and a tool call could slip through unchecked. Duplicate keys (in the message, its params and
+//! anywhere in a tool call's arguments), invalid escapes and nesting deeper than the parser
+//! allows are refused for the same reason.
 
 use std::borrow::Cow;
 use std::fmt;
 
+use countersign_model::strict_json::StrictValue;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -107,8 +109,10 @@ struct Probe<'a> {
 struct ToolCallParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+    /// Read strictly: a key given twice in the arguments could be checked with one value and run
+    /// with the other.
     #[serde(default)]
-    arguments: Option<Value>,
+    arguments: Option<StrictValue>,
     #[serde(borrow, default, rename = "_meta")]
     meta: Option<Meta<'a>>,
 }
@@ -203,7 +207,7 @@ fn tool_call(id: Option<RpcId>, params: Option<&RawValue>) -> Inbound {
         Ok(params) => params,
         Err(e) => return unreadable(Some(id), &e),
     };
-    let arguments = match params.arguments {
+    let arguments = match params.arguments.map(|strict| strict.0) {
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(arguments @ Value::Object(_)) => arguments,
         Some(_) => {
@@ -246,6 +250,16 @@ fn unreadable(id: Option<RpcId>, error: &serde_json::Error) -> Inbound {
              well-formed JSON-RPC with each key once"
         ),
     ))
+}
+
+/// The `method` of one message (not a batch, not a response), as the server will read it.
+pub fn method_of(bytes: &[u8]) -> Option<String> {
+    let text = bytes.trim_ascii();
+    if text.first() != Some(&b'{') {
+        return None;
+    }
+    let probe: Probe<'_> = serde_json::from_slice(text).ok()?;
+    probe.method.map(Cow::into_owned)
 }
 
 /// What a server's answer to a request says, for the outcome of an approved call.

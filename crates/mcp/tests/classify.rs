@@ -98,6 +98,47 @@ fn what_cannot_be_read_unambiguously_is_refused() {
 }
 
 #[test]
+fn a_key_twice_in_the_arguments_is_refused_by_name() {
+    // The gate would check one path and the server (keeping the last, or the first) read the
+    // other: refused, naming the key, at any depth of the arguments, however the key is spelled.
+    for (text, key) in [
+        (
+            r#"{"id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"/tmp/a","path":"/etc/shadow"}}}"#,
+            "path",
+        ),
+        (
+            r#"{"id":1,"method":"tools/call","params":{"name":"read","arguments":{"o":{"path":"/tmp/a","p\u0061th":"/etc"}}}}"#,
+            "path",
+        ),
+        (
+            r#"{"id":1,"method":"tools/call","params":{"name":"read","arguments":{"list":[{"x":1,"x":2}]}}}"#,
+            "x",
+        ),
+    ] {
+        let refusal = refused(text);
+        assert_eq!(refusal.id.as_ref().unwrap().as_json(), "1", "{text}");
+        assert!(
+            refusal
+                .message
+                .contains(&format!("the key \"{key}\" appears twice in one object")),
+            "{text}: {}",
+            refusal.message
+        );
+    }
+    let Inbound::Batch(items) = classify(
+        br#"[{"id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":1,"m":2}}}]"#,
+    ) else {
+        panic!()
+    };
+    assert!(matches!(items[0], Inbound::Refused(_)), "{items:?}");
+    // The same key in two objects is no duplicate.
+    let call = tool_call(
+        r#"{"id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":{"k":1},"b":{"k":2}}}}"#,
+    );
+    assert_eq!(call.arguments, json!({"a": {"k": 1}, "b": {"k": 2}}));
+}
+
+#[test]
 fn everything_else_passes_unread() {
     for text in [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#,

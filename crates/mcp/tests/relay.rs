@@ -131,6 +131,22 @@ async fn denied_and_unreadable_calls_are_answered_here_and_never_forwarded() {
 }
 
 #[tokio::test]
+async fn an_allowed_tool_whose_arguments_repeat_a_key_is_refused_not_forwarded() {
+    let dir = temp_dir("duplicate-argument");
+    let (relay, server, client) = relay(&dir);
+    relay.from_client(b"{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"checked\",\"message\":\"run\"}}}\n");
+    assert_eq!(server.text(), "", "the server never sees the call");
+    let answer: Value = serde_json::from_str(client.text().trim()).unwrap();
+    assert_eq!(answer["id"], 11);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the key \"message\" appears twice in one object"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn the_servers_lines_reach_the_client_unchanged() {
     let dir = temp_dir("server");
     let (relay, _server, client) = relay(&dir);

@@ -1,5 +1,5 @@
-//! Countersign's shared vocabulary: actions, principals, canonical JSON, digests, time, ids,
-//! signing keys, and how actions and untrusted text are shown to reviewers.
+//! Countersign's shared vocabulary: actions, principals, canonical JSON, strict JSON, digests,
+//! time, ids, signing keys, and how actions and untrusted text are shown to reviewers.
 //!
 //! Architecture invariant: this crate does no I/O. It reads no clock, no file, no environment and
 //! no random source; callers pass time and key material in. It therefore cannot fail on anything
@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod digest;
 pub mod ids;
 pub mod signing;
+pub mod strict_json;
 pub mod summary;
 pub mod text;
 pub mod time;

@@ -1,17 +1,20 @@
-//! JSON parsing that refuses an object with the same key twice.
+//! JSON parsing that refuses an object with the same key twice: the one implementation that the
+//! audit export and the MCP proxy read untrusted JSON with.
 //!
 //! serde_json keeps the last of two equal keys, while other tools keep the first: an exported
-//! line `{"data": {"amount": 1, "amount": 1000}}` would verify as one thing and read as another.
-//! Refusing duplicates leaves every line a single meaning.
+//! line `{"data": {"amount": 1, "amount": 1000}}` would verify as one thing and read as another,
+//! and a tool call's `{"path": "/tmp", "path": "/etc"}` could be checked as one path and run
+//! with the other. Refusing duplicates leaves every text a single meaning.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// A JSON value in which no object repeats a key.
+/// A JSON value in which no object repeats a key. Deserializing one fails, naming the key, at
+/// the first object that does; use it wherever `serde_json::Value` would read untrusted text.
 #[derive(Debug)]
-pub(crate) struct StrictValue(pub(crate) Value);
+pub struct StrictValue(pub Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -85,4 +88,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
         }
         Ok(Value::Object(object))
     }
+}
+
+/// Parses `text` as JSON, refusing any object that repeats a key.
+pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<StrictValue>(text).map(|strict| strict.0)
+}
+
+/// Parses `bytes` as JSON (UTF-8), refusing any object that repeats a key.
+pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<StrictValue>(bytes).map(|strict| strict.0)
 }
