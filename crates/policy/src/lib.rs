@@ -6,11 +6,14 @@
 
 mod compile;
 mod condition;
+mod condition_check;
 mod decide;
 mod decision;
 mod explain;
 pub mod glob;
 mod index;
+mod invisible;
+mod shape;
 pub mod source;
 mod testing;
 
