@@ -11,6 +11,7 @@ use countersign_audit::{
     AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
 };
 use countersign_model::RequestId;
+use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -189,6 +190,15 @@ pub async fn append(
                 }
                 other => ApiError::from(other),
             })?;
+    // Decisions made locally count once recorded; a repeated batch appends nothing, so counts
+    // nothing again.
+    for event in &appended {
+        match event.kind.as_str() {
+            "action.allowed" => state.metrics.reported_decision(Outcome::Allow),
+            "action.denied" => state.metrics.reported_decision(Outcome::Deny),
+            _ => {}
+        }
+    }
     Ok(Json(
         json!({ "appended": appended.len(), "already_recorded": repeated }),
     ))
