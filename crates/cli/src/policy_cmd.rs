@@ -1,7 +1,8 @@
-//! `countersign policy check | test | explain`.
+//! `countersign policy check | test | explain | reload`.
 //!
-//! Exit codes: 0 success; 1 the policy is invalid or a test failed; 2 the command could not run
-//! (unreadable file, malformed action).
+//! Exit codes: 0 success; 1 the policy is invalid or a test failed, or the broker refused the
+//! reload (an invalid policy, a token that is not an administrator's); 2 the command could not
+//! run (unreadable file, malformed action, broker unreachable).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use countersign_model::Action;
+use countersign_client::ClientError;
 use countersign_policy::{Outcome, Policy};
+
+use crate::connection::Connection;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -31,10 +35,18 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the broker re-read its policy file (as SIGHUP does), with a human administrator's
+    /// token. A policy that does not pass `policy check` is refused, and the old one stays in
+    /// force; the reason is printed.
+    Reload {
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
-pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PolicyCommand::Reload { connection } => reload(&connection).await,
         PolicyCommand::Check { file } => {
             let Some(policy) = load(&file, Policy::parse)? else {
                 return Ok(ExitCode::from(1));
@@ -84,6 +96,26 @@ fn load(
             );
             Ok(None)
         }
+    }
+}
+
+async fn reload(connection: &Connection) -> anyhow::Result<ExitCode> {
+    let client = connection.client()?;
+    match client.reload_policy().await {
+        Ok(reloaded) => {
+            println!(
+                "the broker at {} reloaded its policy: policy {} is in force",
+                client.server(),
+                reloaded.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        // The broker answered and said no: the policy is broken or the token may not reload.
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("countersign: {message}");
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => Err(other.into()),
     }
 }
 
