@@ -93,7 +93,9 @@ async fn metrics_count_the_decisions_a_proxy_made_and_reported() {
         {"type": "action.allowed", "explanation": "echo allowed by the MCP proxy", "data": {"event_id": "e2"}},
         {"type": "action.denied", "explanation": "get-env denied by the MCP proxy", "data": {"event_id": "e3"}},
     ]});
-    let (status, body) = b.post("deploy-bot", "/v1/audit/events", batch.clone()).await;
+    let (status, body) = b
+        .post("deploy-bot", "/v1/audit/events", batch.clone())
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let m = metrics().await;
     assert_eq!(count(&m, allowed), 2, "{m}");
@@ -111,7 +113,11 @@ async fn metrics_count_the_decisions_a_proxy_made_and_reported() {
 
     // The broker's own decisions count in the total, not among the reported ones.
     let (status, _) = b
-        .post("deploy-bot", "/v1/actions", json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"]}}))
+        .post(
+            "deploy-bot",
+            "/v1/actions",
+            json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"]}}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let m = metrics().await;

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use countersign_model::Action;
 use countersign_client::ClientError;
+use countersign_model::Action;
 use countersign_policy::{Outcome, Policy};
 
 use crate::connection::Connection;

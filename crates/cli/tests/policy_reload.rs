@@ -47,7 +47,9 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("the old one stays in force")
-            && stderr.contains("rule 'read-only': the condition gives a string instead of true or false"),
+            && stderr.contains(
+                "rule 'read-only': the condition gives a string instead of true or false"
+            ),
         "{stderr}"
     );
     assert_eq!(echo(), Some(0), "the old policy should still allow echo");
@@ -57,7 +59,8 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
     let out = server.run("deploy-bot", &["policy", "reload"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("deploy-bot cannot reload the policy: only human administrators can"),
+        text(&out.stderr)
+            .contains("deploy-bot cannot reload the policy: only human administrators can"),
         "{}",
         text(&out.stderr)
     );
@@ -91,7 +94,8 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
 /// `serve` does not start on a policy whose own tests fail: it names the test, and what it got.
 #[test]
 fn serve_refuses_a_policy_that_fails_its_own_tests() {
-    let dir = std::env::temp_dir().join(format!("countersign-serve-refuses-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("countersign-serve-refuses-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let policy = format!(
@@ -124,7 +128,12 @@ fn serve_refuses_a_policy_that_fails_its_own_tests() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains(

@@ -39,10 +39,12 @@ impl Condition {
             // Only running it can tell: try it on a sample action. An evaluation error proves
             // nothing (the sample lacks the details a real action has); a value that is not a
             // boolean shows the condition can never be true.
-            Shape::Unknown => match sample().map(|a| condition.program.execute(&context_for(env, &a))) {
-                Some(Ok(CelValue::Bool(_)) | Err(_)) | None => None,
-                Some(Ok(other)) => Some(type_name(&other)),
-            },
+            Shape::Unknown => {
+                match sample().map(|a| condition.program.execute(&context_for(env, &a))) {
+                    Some(Ok(CelValue::Bool(_)) | Err(_)) | None => None,
+                    Some(Ok(other)) => Some(type_name(&other)),
+                }
+            }
         };
         if let Some(what) = gives {
             return Err(format!(

@@ -54,8 +54,9 @@ fn names(env: &Env, e: &IdedExpr, scope: &mut Vec<String>, problems: &mut Vec<St
         Expr::Select(select) => {
             if let Expr::Ident(root) = &select.operand.expr
                 && !scope.iter().any(|s| s == root)
-                && let Some((variable, fields)) =
-                    VARIABLES.iter().find(|(v, _)| v == &root.trim_start_matches('.'))
+                && let Some((variable, fields)) = VARIABLES
+                    .iter()
+                    .find(|(v, _)| v == &root.trim_start_matches('.'))
                 && !fields.contains(&select.field.as_str())
             {
                 let hint = closest(&select.field, fields.iter().copied())
@@ -193,8 +194,15 @@ pub(crate) fn shape(e: &IdedExpr) -> Shape {
             | "contains"
             | "matches" => Shape::Boolean,
             operators::ADD => Shape::Other("the result of +"),
-            operators::SUBSTRACT | operators::MULTIPLY | operators::DIVIDE | operators::MODULO
-            | operators::NEGATE | "size" | "int" | "uint" | "double" => Shape::Other("a number"),
+            operators::SUBSTRACT
+            | operators::MULTIPLY
+            | operators::DIVIDE
+            | operators::MODULO
+            | operators::NEGATE
+            | "size"
+            | "int"
+            | "uint"
+            | "double" => Shape::Other("a number"),
             "string" => Shape::Other("a string"),
             operators::INDEX if call.args.first().is_some_and(is_labels) => {
                 Shape::Other("a string")
@@ -246,7 +254,10 @@ fn syntax_error(source: &str, e: &ParseError) -> String {
         } else if text.starts_with(['"', '\'']) {
             format!("at {at}: a string is opened and never closed; close it with the same quote")
         } else if text.starts_with(['&', '|']) {
-            format!("at {at}: '{}' is not an operator; write && or ||", text.trim())
+            format!(
+                "at {at}: '{}' is not an operator; write && or ||",
+                text.trim()
+            )
         } else {
             format!("at {at}: '{}' is not part of the CEL language", text.trim())
         };

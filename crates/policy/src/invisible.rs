@@ -28,12 +28,8 @@ fn refused(c: char, multiline: bool) -> Option<&'static str> {
 /// The first refused character of `text`, as a sentence naming `field` and the fix.
 fn check(text: &str, field: &str, multiline: bool, fix: &str) -> Option<String> {
     text.chars().find_map(|c| {
-        refused(c, multiline).map(|why| {
-            format!(
-                "{field} contains U+{:04X} ({why}); {fix}",
-                u32::from(c)
-            )
-        })
+        refused(c, multiline)
+            .map(|why| format!("{field} contains U+{:04X} ({why}); {fix}", u32::from(c)))
     })
 }
 

@@ -152,12 +152,20 @@ pub(crate) fn reword(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("invalid type: ")
         && let Some((found, expected)) = rest.split_once(", expected ")
     {
-        return format!("must be {}, not {}", expected_words(expected), found_words(found));
+        return format!(
+            "must be {}, not {}",
+            expected_words(expected),
+            found_words(found)
+        );
     }
     if let Some(rest) = message.strip_prefix("invalid value: ")
         && let Some((found, expected)) = rest.split_once(", expected ")
     {
-        return format!("must be {}, not {}", expected_words(expected), found_words(found));
+        return format!(
+            "must be {}, not {}",
+            expected_words(expected),
+            found_words(found)
+        );
     }
     if message.starts_with("data did not match any variant of untagged enum Patterns") {
         return "must be a pattern (a string) or a list of patterns".to_owned();

@@ -152,9 +152,12 @@ impl PolicySource {
             let place = crate::shape::locate(text, span.start);
             let reworded = crate::shape::reword(message);
             // An unknown or missing field names itself; only a value's type needs its key.
-            let names_itself = message.starts_with("unknown field") || message.starts_with("missing field");
+            let names_itself =
+                message.starts_with("unknown field") || message.starts_with("missing field");
             let message = match place.key {
-                Some(key) if !names_itself && reworded.starts_with("must be") => format!("{key} {reworded}"),
+                Some(key) if !names_itself && reworded.starts_with("must be") => {
+                    format!("{key} {reworded}")
+                }
                 Some(key) if !names_itself => format!("{key}: {reworded}"),
                 _ => reworded,
             };
