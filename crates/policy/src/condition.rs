@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use countersign_model::Action;
 use serde_json::Value as JsonValue;
 
@@ -33,18 +33,25 @@ impl Condition {
             source: source.to_owned(),
             program,
         };
+        // Also try it on a sample action. An evaluation error mostly proves nothing (the sample
+        // lacks the details a real action has), but a reference to something that does not
+        // exist is a function that does not exist: every name was checked above.
+        let tried = sample().map(|a| condition.program.execute(&context_for(env, &a)));
+        if let Some(Err(ExecutionError::UndeclaredReference(name))) = &tried {
+            return Err(format!(
+                "the condition calls '{name}', which is not a function a condition can use (see \
+                 https://cel.dev for CEL's functions, such as startsWith, contains, size)"
+            ));
+        }
         let gives = match condition_check::shape(condition.program.expression()) {
             Shape::Boolean => None,
             Shape::Other(what) => Some(what),
-            // Only running it can tell: try it on a sample action. An evaluation error proves
-            // nothing (the sample lacks the details a real action has); a value that is not a
-            // boolean shows the condition can never be true.
-            Shape::Unknown => {
-                match sample().map(|a| condition.program.execute(&context_for(env, &a))) {
-                    Some(Ok(CelValue::Bool(_)) | Err(_)) | None => None,
-                    Some(Ok(other)) => Some(type_name(&other)),
-                }
-            }
+            // Only running it can tell: a value that is not a boolean shows the condition can
+            // never be true.
+            Shape::Unknown => match tried {
+                Some(Ok(CelValue::Bool(_)) | Err(_)) | None => None,
+                Some(Ok(other)) => Some(type_name(&other)),
+            },
         };
         if let Some(what) = gives {
             return Err(format!(
