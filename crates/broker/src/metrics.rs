@@ -1,4 +1,4 @@
-//! Prometheus metrics, kept in atomics and written in the text exposition format by hand: four
+//! Prometheus metrics, kept in atomics and written in the text exposition format by hand: five
 //! families do not justify a metrics framework.
 
 use std::fmt::Write as _;
@@ -15,6 +15,8 @@ const BUCKETS: [f64; 10] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     decisions: [AtomicU64; 3],
+    /// The part of `decisions` an enforcement point made itself and reported.
+    reported: [AtomicU64; 3],
     pending: AtomicI64,
     decided_buckets: [AtomicU64; BUCKETS.len()],
     decided_count: AtomicU64,
@@ -33,6 +35,13 @@ fn index(outcome: Outcome) -> usize {
 impl Metrics {
     pub fn decision(&self, outcome: Outcome) {
         self.decisions[index(outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A decision an enforcement point (`countersign mcp`) made locally, counted once its audit
+    /// event is recorded: the broker never saw the action, only the event.
+    pub fn reported_decision(&self, outcome: Outcome) {
+        self.decisions[index(outcome)].fetch_add(1, Ordering::Relaxed);
+        self.reported[index(outcome)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_pending(&self, n: i64) {
@@ -68,7 +77,7 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# HELP countersign_decisions_total Policy decisions, by outcome."
+            "# HELP countersign_decisions_total Policy decisions, by outcome: the broker's, and those enforcement points made locally and reported."
         );
         let _ = writeln!(out, "# TYPE countersign_decisions_total counter");
         for outcome in [Outcome::Allow, Outcome::RequireApproval, Outcome::Deny] {
@@ -76,6 +85,18 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "countersign_decisions_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP countersign_reported_decisions_total The decisions enforcement points made locally (countersign mcp), counted when their audit events are recorded."
+        );
+        let _ = writeln!(out, "# TYPE countersign_reported_decisions_total counter");
+        for outcome in [Outcome::Allow, Outcome::Deny] {
+            let n = self.reported[index(outcome)].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "countersign_reported_decisions_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -42,7 +42,7 @@ enum Command {
         #[arg(long, default_value = "countersign-demo")]
         dir: PathBuf,
     },
-    /// Check, test and explain policy files.
+    /// Check, test and explain policy files, and make the broker reload its own.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
     /// Run a command once the policy allows it, or once enough humans approve it.
@@ -95,7 +95,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => serve_cmd::serve(serve_cmd::load_config(&config)?).await,
         Command::Demo { dir } => demo_cmd::demo(&dir).await,
-        Command::Policy(command) => policy_cmd::run(command),
+        Command::Policy(command) => policy_cmd::run(command).await,
         Command::Run(args) => run_cmd::run(args).await,
         Command::Mcp(args) => mcp_cmd::run(args).await,
         Command::Pending(args) => review_cmd::pending(args).await,

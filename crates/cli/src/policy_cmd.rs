@@ -1,19 +1,24 @@
-//! `countersign policy check | test | explain`.
+//! `countersign policy check | test | explain | reload`.
 //!
-//! Exit codes: 0 success; 1 the policy is invalid or a test failed; 2 the command could not run
-//! (unreadable file, malformed action).
+//! Exit codes: 0 success; 1 the policy is invalid or a test failed, or the broker refused the
+//! reload (an invalid policy, a token that is not an administrator's); 2 the command could not
+//! run (unreadable file, malformed action, broker unreachable).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use countersign_client::ClientError;
 use countersign_model::Action;
 use countersign_policy::{Outcome, Policy};
 
+use crate::connection::Connection;
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a policy file: syntax, rules, approvers, conditions, and the tests' actions.
+    /// Validate a policy file: syntax, rules, approvers, conditions, and its own [[tests]], which
+    /// must pass (as `serve` and a reload require).
     Check {
         /// The policy file (TOML).
         file: PathBuf,
@@ -30,12 +35,20 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the broker re-read its policy file (as SIGHUP does), with a human administrator's
+    /// token. A policy that does not pass `policy check` is refused, and the old one stays in
+    /// force; the reason is printed.
+    Reload {
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
-pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PolicyCommand::Reload { connection } => reload(&connection).await,
         PolicyCommand::Check { file } => {
-            let Some(policy) = load(&file)? else {
+            let Some(policy) = load(&file, Policy::parse)? else {
                 return Ok(ExitCode::from(1));
             };
             println!(
@@ -49,13 +62,13 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { file } => {
-            let Some(policy) = load(&file)? else {
+            let Some(policy) = load(&file, Policy::parse_untested)? else {
                 return Ok(ExitCode::from(1));
             };
             test(&policy)
         }
         PolicyCommand::Explain { file, action, json } => {
-            let Some(policy) = load(&file)? else {
+            let Some(policy) = load(&file, Policy::parse_untested)? else {
                 return Ok(ExitCode::from(1));
             };
             explain(&policy, &action, json)
@@ -63,11 +76,16 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads and compiles a policy; prints its errors and returns `None` when it is invalid.
-fn load(file: &Path) -> anyhow::Result<Option<Policy>> {
+/// Loads and compiles a policy with `parse`: for `check`, `Policy::parse`, which also refuses a
+/// policy failing its own tests as `serve` does; `test` and `explain` load it untested, to show
+/// why a case fails. Prints its errors and returns `None` when it is invalid.
+fn load(
+    file: &Path,
+    parse: fn(&str) -> Result<Policy, countersign_policy::PolicyErrors>,
+) -> anyhow::Result<Option<Policy>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the policy file {}", file.display()))?;
-    match Policy::parse(&text) {
+    match parse(&text) {
         Ok(policy) => Ok(Some(policy)),
         Err(errors) => {
             eprintln!("{}", errors.render(&file.display().to_string()));
@@ -78,6 +96,26 @@ fn load(file: &Path) -> anyhow::Result<Option<Policy>> {
             );
             Ok(None)
         }
+    }
+}
+
+async fn reload(connection: &Connection) -> anyhow::Result<ExitCode> {
+    let client = connection.client()?;
+    match client.reload_policy().await {
+        Ok(reloaded) => {
+            println!(
+                "the broker at {} reloaded its policy: policy {} is in force",
+                client.server(),
+                reloaded.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        // The broker answered and said no: the policy is broken or the token may not reload.
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("countersign: {message}");
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => Err(other.into()),
     }
 }
 

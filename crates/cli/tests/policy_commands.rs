@@ -91,6 +91,43 @@ action = { kind = "shell.exec", resource = "host:x", details = { argv = ["rm", "
         "{stdout}"
     );
     assert!(stdout.contains("0 of 1 cases pass, 1 fail"), "{stdout}");
+
+    // `check` refuses the same file, as `serve` would: a policy must pass its own tests.
+    let out = countersign(&["policy", "check", failing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(":9: test 'rm is allowed (wrongly expected)': the policy fails its own test: expected allow, got deny (decided by rule 'no-rm')"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_names_the_key_of_a_wrong_type_and_says_cel_errors_in_words() {
+    let wrong_type = scratch(
+        "wrong-type.toml",
+        "default = \"deny\"\n[[rules]]\nid = \"two\"\ndecision = \"require_approval\"\nreason = \"r\"\nmatch.kind = \"a.b\"\napprovers = { groups = [\"sre\"], count = \"2\" }\n",
+    );
+    let out = countersign(&["policy", "check", wrong_type.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(":7: rule 'two': approvers.count must be a whole number, 0 or more, not the string \"2\""),
+        "{stderr}"
+    );
+
+    let bad_cel = scratch(
+        "bad-cel.toml",
+        "default = \"deny\"\n[[rules]]\nid = \"c\"\ndecision = \"allow\"\nreason = \"r\"\nmatch.kind = \"a.b\"\nif = \"principal.id = 'x'\"\n",
+    );
+    let out = countersign(&["policy", "check", bad_cel.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(":7: rule 'c': the condition does not parse: at column 14: a single '=' is not an operator; compare with =="),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Syntax error"), "{stderr}");
 }
 
 #[test]

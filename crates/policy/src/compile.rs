@@ -211,12 +211,14 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// Reads, validates and compiles a policy file's text.
-    pub fn parse(text: &str) -> Result<Policy, PolicyErrors> {
+    /// Reads, validates and compiles a policy file's text, without running its `[[tests]]`:
+    /// for `countersign policy test`, which reports every case. Anything that puts a policy in
+    /// force uses [`Policy::parse`].
+    pub fn parse_untested(text: &str) -> Result<Policy, PolicyErrors> {
         let source = PolicySource::parse(text).map_err(|e| {
             PolicyErrors(vec![PolicyError {
                 line: e.line,
-                subject: None,
+                subject: e.subject,
                 message: e.message,
             }])
         })?;
@@ -371,6 +373,9 @@ impl<'t> Compiler<'t> {
     fn rule(&mut self, rule: &RuleSource, line: usize) -> Option<Rule> {
         let before = self.errors.len();
         let subject = Some(format!("rule '{}'", rule.id));
+        for problem in crate::invisible::in_rule(rule) {
+            self.error(line, subject.clone(), problem);
+        }
         if !is_valid_rule_id(&rule.id) {
             self.error(
                 line,
@@ -413,11 +418,7 @@ impl<'t> Compiler<'t> {
                 Ok(condition) => Some(condition),
                 Err(e) => {
                     let line = self.line(c.span());
-                    self.error(
-                        line,
-                        subject.clone(),
-                        format!("the condition does not parse: {e}"),
-                    );
+                    self.error(line, subject.clone(), e);
                     None
                 }
             }

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use countersign_model::Action;
 use serde_json::Value as JsonValue;
+
+use crate::condition_check::{self, Shape};
 
 pub struct Condition {
     source: String,
@@ -15,19 +17,49 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn compile(env: &Env, source: &str) -> Result<Condition, String> {
+    /// Compiles and checks a condition; the error is a sentence naming the problem and the fix.
+    pub fn compile(env: &Arc<Env>, source: &str) -> Result<Condition, String> {
         let program = env.compile(source).map_err(|errors| {
-            errors
-                .errors
-                .iter()
-                .map(|e| e.msg.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
+            format!(
+                "the condition does not parse: {}",
+                condition_check::syntax_errors(source, &errors.errors)
+            )
         })?;
-        Ok(Condition {
+        let unknown = condition_check::unknown_names(env, &program);
+        if !unknown.is_empty() {
+            return Err(unknown.join("; "));
+        }
+        let condition = Condition {
             source: source.to_owned(),
             program,
-        })
+        };
+        // Also try it on a sample action. An evaluation error mostly proves nothing (the sample
+        // lacks the details a real action has), but a reference to something that does not
+        // exist is a function that does not exist: every name was checked above.
+        let tried = sample().map(|a| condition.program.execute(&context_for(env, &a)));
+        if let Some(Err(ExecutionError::UndeclaredReference(name))) = &tried {
+            return Err(format!(
+                "the condition calls '{name}', which is not a function a condition can use (see \
+                 https://cel.dev for CEL's functions, such as startsWith, contains, size)"
+            ));
+        }
+        let gives = match condition_check::shape(condition.program.expression()) {
+            Shape::Boolean => None,
+            Shape::Other(what) => Some(what),
+            // Only running it can tell: a value that is not a boolean shows the condition can
+            // never be true.
+            Shape::Unknown => match tried {
+                Some(Ok(CelValue::Bool(_)) | Err(_)) | None => None,
+                Some(Ok(other)) => Some(type_name(&other)),
+            },
+        };
+        if let Some(what) = gives {
+            return Err(format!(
+                "the condition gives {what} instead of true or false, so it would deny every \
+                 action the rule matches; compare it with something, e.g. action.kind == \"shell.exec\""
+            ));
+        }
+        Ok(condition)
     }
 
     /// Evaluates the condition. `Err` carries a reason fit for the decision's record.
@@ -47,6 +79,21 @@ impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Condition({:?})", self.source)
     }
+}
+
+/// An action with every field a condition can read, for trying a condition at load time.
+fn sample() -> Option<Action> {
+    serde_json::from_value(serde_json::json!({
+        "kind": "sample.kind",
+        "resource": "sample:resource",
+        "details": {
+            "argv": ["sample"], "sql": "select 1", "method": "GET", "path": "/",
+            "server": "sample", "tool": "sample", "arguments": {}
+        },
+        "principal": { "id": "sample-agent", "kind": "agent" },
+        "justification": "sample"
+    }))
+    .ok()
 }
 
 fn type_name(value: &CelValue) -> &'static str {

@@ -6,12 +6,15 @@
 
 mod compile;
 mod condition;
+mod condition_check;
 mod decide;
 mod decision;
 mod explain;
 pub mod glob;
 mod index;
 mod program;
+mod invisible;
+mod shape;
 pub mod source;
 mod sql;
 mod testing;

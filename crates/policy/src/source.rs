@@ -135,15 +135,41 @@ pub struct TestSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub line: Option<usize>,
+    /// The rule or test it concerns, when it sits inside one: "rule 'prod-db-export'".
+    pub subject: Option<String>,
+    /// What is wrong, naming the key: "approvers.count must be a whole number, …".
     pub message: String,
 }
 
 impl PolicySource {
     /// Reads a policy file's text.
     pub fn parse(text: &str) -> Result<PolicySource, SyntaxError> {
-        toml::from_str(text).map_err(|e| SyntaxError {
-            line: e.span().map(|span| line_of(text, span.start)),
-            message: e.message().trim_end().to_owned(),
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end();
+            let Some(span) = e.span() else {
+                return SyntaxError {
+                    line: None,
+                    subject: None,
+                    message: message.to_owned(),
+                };
+            };
+            let place = crate::shape::locate(text, span.start);
+            let reworded = crate::shape::reword(message);
+            // An unknown or missing field names itself; only a value's type needs its key.
+            let names_itself =
+                message.starts_with("unknown field") || message.starts_with("missing field");
+            let message = match place.key {
+                Some(key) if !names_itself && reworded.starts_with("must be") => {
+                    format!("{key} {reworded}")
+                }
+                Some(key) if !names_itself => format!("{key}: {reworded}"),
+                _ => reworded,
+            };
+            SyntaxError {
+                line: Some(line_of(text, span.start)),
+                subject: place.subject,
+                message,
+            }
         })
     }
 

@@ -1,6 +1,6 @@
 //! Running the `[[tests]]` a policy file carries.
 
-use crate::compile::{Policy, PolicyTest};
+use crate::compile::{Policy, PolicyError, PolicyErrors, PolicyTest};
 use crate::decision::Decision;
 
 /// One test case's result.
@@ -19,6 +19,37 @@ impl TestReport<'_> {
 }
 
 impl Policy {
+    /// Reads, validates and compiles a policy file's text, and runs its `[[tests]]`: a policy
+    /// that fails its own tests is refused, each failing case named with what it got.
+    pub fn parse(text: &str) -> Result<Policy, PolicyErrors> {
+        let policy = Policy::parse_untested(text)?;
+        let failures: Vec<PolicyError> = policy
+            .run_tests()
+            .iter()
+            .filter_map(|report| {
+                let why = report.failure.as_ref()?;
+                let decided = match report.decision.rules.as_slice() {
+                    [] => "decided by the default".to_owned(),
+                    [one] => format!("decided by rule '{one}'"),
+                    many => format!("decided by rules '{}'", many.join("', '")),
+                };
+                Some(PolicyError {
+                    line: Some(report.test.line),
+                    subject: Some(format!("test '{}'", report.test.name)),
+                    message: format!(
+                        "the policy fails its own test: {why} ({decided}); fix the rules or the \
+                         test (countersign policy test FILE shows every case)"
+                    ),
+                })
+            })
+            .collect();
+        if failures.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyErrors(failures))
+        }
+    }
+
     /// Runs every test case in the file, in order.
     pub fn run_tests(&self) -> Vec<TestReport<'_>> {
         self.tests

@@ -13,6 +13,7 @@ use countersign_audit::{
 };
 use countersign_model::RequestId;
 use countersign_store::GrantStatus;
+use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -230,6 +231,15 @@ pub async fn append(
                 }
                 other => ApiError::from(other),
             })?;
+    // Decisions made locally count once recorded; a repeated batch appends nothing, so counts
+    // nothing again.
+    for event in &appended {
+        match event.kind.as_str() {
+            "action.allowed" => state.metrics.reported_decision(Outcome::Allow),
+            "action.denied" => state.metrics.reported_decision(Outcome::Deny),
+            _ => {}
+        }
+    }
     Ok(Json(
         json!({ "appended": appended.len(), "already_recorded": repeated }),
     ))
