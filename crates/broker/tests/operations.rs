@@ -116,7 +116,7 @@ async fn metrics_count_the_decisions_a_proxy_made_and_reported() {
         .post(
             "deploy-bot",
             "/v1/actions",
-            json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"]}}),
+            json!({"kind": "shell.exec", "resource": "host:web-1", "details": {"argv": ["ls"], "program": "/usr/bin/ls"}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);

@@ -12,8 +12,8 @@ use countersign_audit::{
     AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
 };
 use countersign_model::RequestId;
-use countersign_store::GrantStatus;
 use countersign_policy::Outcome;
+use countersign_store::GrantStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
