@@ -49,7 +49,11 @@ async fn open(path: &Path) -> SqliteStore {
 
 /// An audit event large enough that a few of them need a new page of the database.
 fn event(tag: &str) -> EventDraft {
-    EventDraft::new(at(5), "action.allowed", format!("{tag} {}", "x".repeat(1500)))
+    EventDraft::new(
+        at(5),
+        "action.allowed",
+        format!("{tag} {}", "x".repeat(1500)),
+    )
 }
 
 /// What the store said about each write: acknowledged (must be there after reopening) or not
@@ -99,7 +103,10 @@ async fn after_a_failed_commit_no_write_is_acknowledged_until_it_commits_again()
     let pending = request(2, "deploy-bot", 0);
     for r in [&approved, &pending] {
         store
-            .create_request(r, vec![EventDraft::new(at(0), "request.created", "created")])
+            .create_request(
+                r,
+                vec![EventDraft::new(at(0), "request.created", "created")],
+            )
             .await
             .unwrap();
     }
@@ -145,7 +152,9 @@ async fn after_a_failed_commit_no_write_is_acknowledged_until_it_commits_again()
     }
     let unhealthy = store.health().await.unwrap_err();
     assert!(
-        unhealthy.to_string().starts_with("the store is unavailable"),
+        unhealthy
+            .to_string()
+            .starts_with("the store is unavailable"),
         "{unhealthy}"
     );
     // A write the store turns down by itself (a grant it does not know) rolls back: that must not
@@ -242,7 +251,10 @@ async fn removing_stops_every_write(victim: &str) {
     let store = open(&path).await;
     let r = request(1, "deploy-bot", 0);
     store
-        .create_request(&r, vec![EventDraft::new(at(0), "request.created", "created")])
+        .create_request(
+            &r,
+            vec![EventDraft::new(at(0), "request.created", "created")],
+        )
         .await
         .unwrap();
     store.health().await.unwrap();
@@ -278,7 +290,9 @@ async fn removing_stops_every_write(victim: &str) {
     );
     let unhealthy = store.health().await.unwrap_err();
     assert!(
-        unhealthy.to_string().contains("while Countersign was running"),
+        unhealthy
+            .to_string()
+            .contains("while Countersign was running"),
         "{victim}: {unhealthy}"
     );
 }

@@ -96,9 +96,12 @@ impl Writer {
         }
         if self.conn.is_none() {
             self.check_files()?;
-            let mut conn = self.options.clone().connect().await.map_err(|e| {
-                self.failed(format!("cannot open the database again: {e}"))
-            })?;
+            let mut conn = self
+                .options
+                .clone()
+                .connect()
+                .await
+                .map_err(|e| self.failed(format!("cannot open the database again: {e}")))?;
             if let Some(pages) = self.max_pages {
                 set_max_pages(&mut conn, pages).await?;
             }
@@ -205,8 +208,10 @@ impl Writer {
 
 async fn set_max_pages(conn: &mut SqliteConnection, pages: u32) -> Result<(), StoreError> {
     // SQLite clamps the limit to the database's current size.
-    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
