@@ -105,10 +105,7 @@ impl Writer {
             if let Some(pages) = self.max_pages {
                 set_max_pages(&mut conn, pages).await?;
             }
-            let head = super::read_head(&mut conn).await?;
-            self.head = head;
-            // A new connection may have a new `-wal` (SQLite removes it when the last one closes).
-            self.wal = None;
+            self.head = super::read_head(&mut conn).await?;
             self.conn = Some(conn);
         }
         match self.conn.as_mut() {
@@ -123,6 +120,8 @@ impl Writer {
         // A failure may come from files that were removed: say so rather than reopen.
         let _ = self.check_files();
         self.conn = None;
+        // SQLite removes the `-wal` when its last connection closes; the next one makes another.
+        self.wal = None;
         self.last = Some((Instant::now(), Err(error.to_string())));
     }
 
