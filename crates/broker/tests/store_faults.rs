@@ -15,9 +15,11 @@ use harness::{EXAMPLE_POLICY, Scratch, TestBroker, broker_key, pg_dump, start_on
 use serde_json::{Value, json};
 
 fn echo(tag: &str) -> Value {
-    // Large enough that a few of them need a new page of the database.
+    // Large enough that a few of them need a new page of the database; those sent once the disk
+    // is full are larger still, so none fits where the first refused one did not.
+    let padding = if tag.starts_with("full") { 1800 } else { 1500 };
     json!({"kind": "shell.exec", "resource": "host:web-1",
-           "details": {"argv": ["echo", tag, "x".repeat(1500)]}})
+           "details": {"argv": ["echo", tag, "x".repeat(padding)]}})
 }
 
 /// Opens a request for a database dump and has dana and sam approve it; returns what consumes
