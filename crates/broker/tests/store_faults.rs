@@ -92,6 +92,13 @@ async fn while_the_store_cannot_commit_nothing_is_acknowledged_and_an_approval_r
         let (status, body) = b.post("deploy-bot", "/v1/actions", echo(&tag)).await;
         if status == StatusCode::SERVICE_UNAVAILABLE {
             assert_eq!(body["error"]["code"], "unavailable", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("database or disk is full"), "{body}");
+            assert_eq!(
+                message.matches("the store is unavailable").count(),
+                1,
+                "{body}"
+            );
             refused.push(tag);
             break;
         }
