@@ -26,11 +26,15 @@ impl AuditBatcher {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (drafts, replies): (Vec<EventDraft>, Vec<Reply>) = batch.drain(..).unzip();
+                // Handed on as an unavailable store, so keep only what follows that prefix.
                 let result = store
                     .append_audit(drafts)
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| match e {
+                        StoreError::Unavailable(message) => message,
+                        other => other.to_string(),
+                    });
                 for reply in replies {
                     let _ = reply.send(result.clone());
                 }

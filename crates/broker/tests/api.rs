@@ -520,6 +520,7 @@ async fn the_openapi_document_covers_every_route_and_metrics_count_decisions() {
         "/v1/audit/export",
         "/v1/audit/key",
         "/healthz",
+        "/readyz",
         "/metrics",
         "/openapi.json",
     ] {

@@ -113,6 +113,10 @@ impl Store for Breakable {
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
         self.inner.audit_head().await
     }
+    async fn health(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.health().await
+    }
     async fn save_message(
         &self,
         m: &PostedMessage,

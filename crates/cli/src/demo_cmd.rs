@@ -120,5 +120,5 @@ pub async fn demo(dir: &Path) -> anyhow::Result<ExitCode> {
         sam = env_name("sam"),
         inbox = format_args!("{}/inbox", config.public_url),
     );
-    serve_cmd::serve(config).await
+    serve_cmd::serve(config, false).await
 }

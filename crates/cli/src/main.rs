@@ -35,6 +35,11 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// Start on the database as it is, a new and empty one if it is missing, even though the
+        /// data directory says Countersign kept a history here before: only when you mean to
+        /// begin again (the database is refused otherwise, so a deleted one is noticed).
+        #[arg(long)]
+        init: bool,
     },
     /// Start a ready-to-try broker on the embedded defaults: SQLite, the example policy, and
     /// demo principals with fresh tokens (written to DIR/demo.env).
@@ -93,7 +98,9 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config } => serve_cmd::serve(serve_cmd::load_config(&config)?).await,
+        Command::Serve { config, init } => {
+            serve_cmd::serve(serve_cmd::load_config(&config)?, init).await
+        }
         Command::Demo { dir } => demo_cmd::demo(&dir).await,
         Command::Policy(command) => policy_cmd::run(command).await,
         Command::Run(args) => run_cmd::run(args).await,

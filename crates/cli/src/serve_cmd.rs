@@ -1,6 +1,9 @@
-//! `countersign serve --config FILE`: reads the configuration, the policy and the signing key
-//! (generating the key on first start, mode 0600), opens the store, and serves the API. SIGHUP
-//! reloads the policy; SIGINT and SIGTERM stop the server gracefully.
+//! `countersign serve --config FILE [--init]`: reads the configuration, the policy and the signing
+//! key (generating the key on first start, mode 0600), checks that the database is the history it
+//! left (`history.rs`), opens the store, and serves the API. SIGHUP reloads the policy; SIGINT and
+//! SIGTERM stop the server gracefully.
+
+mod history;
 
 use std::fs;
 use std::io::Write as _;
@@ -95,7 +98,9 @@ fn read_policy(path: &Path) -> anyhow::Result<Policy> {
     })
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+/// Serves the broker. `init` accepts the database as it is (a new, empty one if it is missing)
+/// where the history recorded in the data directory says one is missing or lost.
+pub async fn serve(config: Config, init: bool) -> anyhow::Result<ExitCode> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -106,18 +111,23 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 config.data_dir.display()
             )
         })?;
+    let found = history::before_open(&config.data_dir, &config.signing_key, init)?;
+    history::check_key_is_not_lost(&found, &config.signing_key).await?;
     let key = signing_key(&config.signing_key)?;
     let policy = read_policy(&config.policy)?;
-    let database = config.data_dir.join("countersign.db");
-    let store = SqliteStore::open(&database, Some(key.clone()))
+    let database = &found.database;
+    let store = SqliteStore::open(database, Some(key.clone()))
         .await
         .with_context(|| format!("cannot open the database {}", database.display()))?;
+    history::after_open(&found, &store, init).await?;
+    let store: Arc<dyn countersign_store::Store> = Arc::new(store);
+    let marker = history::keep_marker(&found, Arc::clone(&store));
     let policy_path = config.policy.clone();
     let loader = Arc::new(move || {
         fs::read_to_string(&policy_path)
             .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))
     });
-    let broker = Broker::start(&config, policy, loader, Arc::new(store), key).await?;
+    let broker = Broker::start(&config, policy, loader, Arc::clone(&store), key).await?;
     let mut router = broker.router();
     if let Some(table) = &config.slack {
         router = router.merge(start_slack(&broker, table)?.router());
@@ -160,6 +170,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             eprintln!("countersign: stopping");
         })
         .await?;
+    marker.abort();
+    history::record_head(&found, store.as_ref()).await;
     Ok(ExitCode::SUCCESS)
 }
 

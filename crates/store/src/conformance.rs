@@ -42,6 +42,31 @@ where
     posted_messages_are_kept_until_settled(fresh().await).await;
     reported_events_are_appended_once(fresh().await).await;
     reported_event_ids_are_each_reporters_own(fresh().await).await;
+    a_working_store_says_it_can_commit(fresh().await).await;
+}
+
+/// `health` is what `/healthz` reports: a store that commits says so, before and after writing.
+async fn a_working_store_says_it_can_commit<S: Store>(store: S) {
+    store.health().await.unwrap();
+    let r = request(60, "deploy-bot", 0);
+    store
+        .create_request(&r, vec![draft("request.created", &r)])
+        .await
+        .unwrap();
+    store.health().await.unwrap();
+    // A refused change writes nothing and is no failure of the store.
+    let refused = store
+        .update_request(
+            r.id,
+            apply(Event::Review(review("deploy-bot", Verdict::Approve, 1))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Updated::Refused { .. }),
+        "the requester approved its own request: {refused:?}"
+    );
+    store.health().await.unwrap();
 }
 
 pub fn at(secs: i64) -> Timestamp {

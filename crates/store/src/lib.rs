@@ -183,6 +183,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError>;
 
+    /// Whether a write could commit now: the store's files are the ones it opened, and the last
+    /// commit, or else a probe that commits, succeeded. What `/healthz` and `/readyz` report.
+    async fn health(&self) -> Result<(), StoreError>;
+
     /// Records (or updates, by request, service and target) a posted message, with the audit
     /// events that record it, in one transaction.
     async fn save_message(

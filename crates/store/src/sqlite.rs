@@ -1,7 +1,8 @@
 //! The SQLite backend: one file, WAL journal, `synchronous = FULL` so a commit is on disk before it
 //! is acknowledged. One writer connection behind a lock serialises every write (SQLite allows one
 //! writer at a time anyway) and owns the head of the audit chain; reads use a pool of readers,
-//! which WAL lets run beside the writer.
+//! which WAL lets run beside the writer. How a failed write is kept from being acknowledged, and
+//! how a moved or deleted database is noticed: `writer.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -19,6 +20,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::Mutex;
 
+mod writer;
+use writer::Writer;
+
 use crate::{
     Consumed, GrantStatus, PostedMessage, RequestFilter, Store, StoreError, Transition, Update,
     Updated,
@@ -29,11 +33,6 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// Signs a checkpoint over the head of the log in every transaction that appends to it.
     checkpoint_key: Option<SecretKey>,
-}
-
-struct Writer {
-    conn: SqliteConnection,
-    head: Option<ChainHead>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -66,38 +65,123 @@ impl SqliteStore {
             })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let head = read_head(&mut conn).await?;
+        let writer = Writer::open(path, options, conn).await?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer { conn, head }),
+            writer: Mutex::new(writer),
             readers,
             checkpoint_key,
         })
     }
 
+    /// Limits how large the database may grow, in pages (SQLite's `max_page_count`), on the
+    /// writer and on every writer connection opened after it; `None` lifts the limit. A write
+    /// that needs more room fails as on a full disk: tests use it to fill the disk without root.
+    pub async fn limit_size(&self, pages: Option<u32>) -> Result<(), StoreError> {
+        self.writer.lock().await.limit_pages(pages).await
+    }
+
     /// Runs `work` in one write transaction. When it says commit, its audit drafts are sealed
     /// after the head of the log and appended with a checkpoint, the transaction commits, and only
-    /// then does the in-memory head move; when it says abort, nothing is written.
+    /// then — once the files are known to be the database's — does the in-memory head move; when
+    /// it says abort, nothing is written. After a failure the writer connection is replaced.
     async fn write<T, F>(&self, work: F) -> Result<(T, Vec<AuditEvent>), StoreError>
     where
         F: for<'t, 'c> FnOnce(&'t mut Tx<'c>) -> BoxedWork<'t, T>,
     {
         let mut writer = self.writer.lock().await;
-        let head = writer.head;
-        let mut tx = writer.conn.begin().await?;
-        match work(&mut tx).await? {
-            Work::Commit(value, drafts) => {
-                let (events, new_head) =
-                    append_in(&mut tx, head, drafts, self.checkpoint_key.as_ref()).await?;
-                tx.commit().await?;
-                writer.head = new_head;
+        let (conn, head) = writer.connection().await?;
+        match run(conn, head, self.checkpoint_key.as_ref(), work).await {
+            Ok(Ran::Committed(value, events, head)) => {
+                writer.committed(head)?;
                 Ok((value, events))
             }
-            Work::Abort(value) => {
-                tx.rollback().await?;
-                Ok((value, Vec::new()))
+            Ok(Ran::RolledBack(value)) => Ok((value, Vec::new())),
+            Err(Failure { error, sound }) => {
+                if !sound {
+                    writer.discard(&error);
+                }
+                Err(error)
             }
+        }
+    }
+
+    /// Commits one row, to learn whether the store can commit at all.
+    async fn probe(writer: &mut Writer) -> Result<(), StoreError> {
+        let (conn, head) = writer.connection().await?;
+        let mut tx = conn.begin().await?;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut *tx)
+            .await?;
+        let max: i64 = sqlx::query_scalar("PRAGMA max_page_count")
+            .fetch_one(&mut *tx)
+            .await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *tx)
+            .await?;
+        if pages >= max && free == 0 {
+            return Err(StoreError::Unavailable(format!(
+                "the database is full ({pages} pages, as large as it may grow)"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO store_probe (id, at) VALUES (1, unixepoch('subsec') * 1000) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        writer.committed(head)
+    }
+}
+
+/// How a write transaction ended, when it did not fail.
+enum Ran<T> {
+    Committed(T, Vec<AuditEvent>, Option<ChainHead>),
+    RolledBack(T),
+}
+
+/// A failed write; `sound` when the connection was rolled back cleanly and may be used again.
+struct Failure {
+    error: StoreError,
+    sound: bool,
+}
+
+impl<E: Into<StoreError>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure {
+            error: error.into(),
+            sound: false,
+        }
+    }
+}
+
+async fn run<T, F>(
+    conn: &mut SqliteConnection,
+    head: Option<ChainHead>,
+    key: Option<&SecretKey>,
+    work: F,
+) -> Result<Ran<T>, Failure>
+where
+    F: for<'t, 'c> FnOnce(&'t mut Tx<'c>) -> BoxedWork<'t, T>,
+{
+    let mut tx = conn.begin().await?;
+    match work(&mut tx).await {
+        Ok(Work::Commit(value, drafts)) => {
+            let (events, head) = append_in(&mut tx, head, drafts, key).await?;
+            tx.commit().await?;
+            Ok(Ran::Committed(value, events, head))
+        }
+        Ok(Work::Abort(value)) => {
+            tx.rollback().await?;
+            Ok(Ran::RolledBack(value))
+        }
+        // An answer about the data (no such request, a duplicate): SQLite itself did not fail,
+        // so a clean rollback leaves the connection as good as new.
+        Err(error) => {
+            let sound = !matches!(error, StoreError::Unavailable(_)) && tx.rollback().await.is_ok();
+            Err(Failure { error, sound })
         }
     }
 }
@@ -543,6 +627,21 @@ impl Store for SqliteStore {
 
     async fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
         Ok(self.writer.lock().await.head)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().await;
+        writer.check_files()?;
+        if let Some(recent) = writer.recent() {
+            return recent;
+        }
+        let outcome = SqliteStore::probe(&mut writer).await;
+        match &outcome {
+            Ok(()) => {}
+            Err(error) => writer.discard(error),
+        }
+        writer.probed(&outcome);
+        outcome
     }
 
     async fn save_message(

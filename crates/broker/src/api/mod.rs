@@ -52,7 +52,6 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/key", get(audit::key))
-        .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
         .fallback(|| async {
@@ -63,6 +62,10 @@ pub fn router(state: Arc<State>) -> Router {
             Arc::clone(&state),
             count_unavailable,
         ))
+        // After the layers: a failing health check is not a call Countersign refused, and must
+        // not count as one.
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
         .with_state(state)
 }
 

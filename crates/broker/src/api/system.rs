@@ -5,15 +5,53 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Caller;
 use crate::error::ApiError;
 use crate::state::State;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "ok": true }))
+/// Whether the store can commit: when it cannot, every call that must record something answers
+/// 503, so an orchestrator should alert (or restart, once the disk or the files are restored).
+pub async fn healthz(AxumState(state): AxumState<Arc<State>>) -> Response {
+    match state.store.health().await {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(error) => {
+            let error = store_cannot_commit(&error);
+            let mut body = error.body();
+            body["ok"] = json!(false);
+            (error.status, Json(body)).into_response()
+        }
+    }
+}
+
+/// Ready for traffic: the store is open and can commit, and a policy is in force.
+pub async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
+    let policy = state.policy();
+    let policy = json!({ "hash": policy.hash(), "rules": policy.rules().len() });
+    match state.store.health().await {
+        Ok(()) => Json(json!({ "ready": true, "store": "ok", "policy": policy })).into_response(),
+        Err(error) => {
+            let error = store_cannot_commit(&error);
+            let mut body = error.body();
+            body["ready"] = json!(false);
+            body["store"] = json!(error.message);
+            body["policy"] = policy;
+            (error.status, Json(body)).into_response()
+        }
+    }
+}
+
+fn store_cannot_commit(error: &countersign_store::StoreError) -> ApiError {
+    tracing::warn!(%error, "health check: the store cannot commit");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!(
+            "the store cannot commit, so Countersign refuses every action that needs a record: {error}"
+        ),
+    )
 }
 
 pub async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {

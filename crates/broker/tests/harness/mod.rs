@@ -110,7 +110,21 @@ pub async fn start_with(
             .await
             .unwrap(),
     );
-    let store = wrap(store);
+    start_on(policy, wrap(store), key, scratch).await
+}
+
+/// The key every test broker signs with.
+pub fn broker_key() -> SecretKey {
+    SecretKey::from_seed([5; 32])
+}
+
+/// Starts a broker with `policy` on `store`, keeping its policy file in `scratch`.
+pub async fn start_on(
+    policy: &str,
+    store: Arc<dyn Store>,
+    key: SecretKey,
+    scratch: Scratch,
+) -> TestBroker {
     let policy_file = scratch.0.join("policy.toml");
     std::fs::write(&policy_file, policy).unwrap();
     let path = policy_file.clone();

@@ -123,9 +123,19 @@ pub fn start_server_with(name: &str, policy: &str, extra: &str, env: &[(&str, &s
 
 /// Starts `countersign serve` on the configuration in `dir` and polls until it listens.
 fn spawn_broker(dir: &std::path::Path, port: u16, env: &[(String, String)]) -> Child {
+    spawn_broker_with(dir, port, env, &[])
+}
+
+fn spawn_broker_with(
+    dir: &std::path::Path,
+    port: u16,
+    env: &[(String, String)],
+    args: &[&str],
+) -> Child {
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(dir.join("countersign.toml"))
+        .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -169,6 +179,11 @@ impl Server {
     /// Starts a stopped broker again on the same data and port.
     pub fn start_again(&mut self) {
         self.child = spawn_broker(&self.dir, self.port, &self.env);
+    }
+
+    /// Starts a stopped broker again with more arguments to `serve` (`--init`).
+    pub fn start_again_with(&mut self, args: &[&str]) {
+        self.child = spawn_broker_with(&self.dir, self.port, &self.env, args);
     }
 
     pub fn command(&self, who: &str) -> Command {
