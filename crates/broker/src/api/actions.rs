@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_approval::Request;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::requests::{decided_view, wait_for_decision};
-use super::{Body, Caller, wait_duration};
+use super::{Body, Caller, Query, wait_duration};
 use crate::error::ApiError;
 use crate::state::{State, draft, new_request_id, now};
 use crate::views::view;

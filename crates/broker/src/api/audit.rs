@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::header;
 use axum::response::IntoResponse;
 use countersign_audit::{
@@ -14,7 +14,7 @@ use countersign_model::RequestId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, Caller};
+use super::{Body, Caller, Query, within};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
 
@@ -38,10 +38,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_human("read the audit log")?;
     let after = query.after.unwrap_or(0);
-    let events = state
-        .store
-        .audit_after(after, query.limit.unwrap_or(500).clamp(1, 5000))
-        .await?;
+    let limit = within("limit", query.limit, 1, 5000)?.unwrap_or(500);
+    let events = state.store.audit_after(after, limit).await?;
     let last = events.last().map_or(after, |e| e.seq);
     let checkpoints = state.store.checkpoints(after, last).await?;
     Ok(Json(

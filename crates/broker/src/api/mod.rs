@@ -3,23 +3,23 @@
 mod actions;
 mod audit;
 mod grants;
+mod input;
 mod requests;
 mod system;
 
 pub use audit::AuditVerification;
 pub(crate) use audit::verify_log;
+pub use input::{Body, PathId, Query, within};
 pub(crate) use requests::submit_review;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use countersign_model::{PrincipalKind, RequestId};
-use serde::de::DeserializeOwned;
 
 use crate::config::Principal;
 use crate::error::ApiError;
@@ -55,6 +55,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this endpoint does not answer {method}; see /openapi.json for the API"),
+            )
+        })
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see /openapi.json for the API")
         })
@@ -125,41 +132,6 @@ impl FromRequestParts<Arc<State>> for Caller {
                     "unknown token: check COUNTERSIGN_TOKEN, or ask an administrator for one",
                 )
             })
-    }
-}
-
-/// A JSON body whose problems become a 400 (or 413) that says what is wrong.
-#[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!(
-                        "the request body is too large (at most {} KiB; reported audit events \
-                         at most {} MiB per call)",
-                        MAX_BODY / 1024,
-                        MAX_AUDIT_BODY / (1024 * 1024)
-                    ),
-                ))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
-                "send the body as JSON with Content-Type: application/json",
-            )),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "the request body is not valid: {}",
-                e.body_text()
-            ))),
-        }
     }
 }
 

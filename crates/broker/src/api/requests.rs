@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use countersign_approval::{
     Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Body, Caller, request_id, wait_duration};
+use super::{Body, Caller, PathId, Query, wait_duration, within};
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_grant_id, now};
@@ -145,7 +145,7 @@ pub async fn list(
     let filter = RequestFilter {
         state: query.state,
         requester: (!caller.is_human()).then(|| caller.0.id.clone()),
-        limit: query.limit.unwrap_or(50).clamp(1, 500),
+        limit: within("limit", query.limit, 1, 500)?.unwrap_or(50),
         ..Default::default()
     };
     let requests = state.store.list_requests(&filter).await?;
@@ -156,9 +156,9 @@ pub async fn list(
 pub async fn show(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<RequestView>, ApiError> {
-    let request = visible(&state, &caller, request_id(&id)?).await?;
+    let request = visible(&state, &caller, id).await?;
     Ok(Json(view(&request, None)))
 }
 
@@ -171,12 +171,11 @@ pub struct WaitQuery {
 pub async fn wait(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Query(query): Query<WaitQuery>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
-    visible(&state, &caller, id).await?;
     let timeout = wait_duration(query.timeout.as_deref().unwrap_or("30s"))?;
+    visible(&state, &caller, id).await?;
     let request = wait_for_decision(&state, id, timeout).await?;
     Ok(Json(decided_view(&state, &caller, &request).await?))
 }
@@ -362,10 +361,9 @@ pub async fn review(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Body(body): Body<ReviewBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
     // The CLI says so; anything else through the API is the API.
     let channel = match headers
         .get("x-countersign-channel")
@@ -390,9 +388,8 @@ pub async fn review(
 pub async fn cancel(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
     visible(&state, &caller, id).await?;
     let describe = format!(
         "{} cancelled request {id}; the action will not run",
@@ -426,10 +423,9 @@ enum OutcomeStatus {
 pub async fn outcome(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Body(body): Body<OutcomeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = request_id(&id)?;
     let request = visible(&state, &caller, id).await?;
     if request.action.principal.id != caller.0.id {
         return Err(ApiError::forbidden(format!(
