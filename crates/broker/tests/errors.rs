@@ -199,10 +199,35 @@ async fn body_errors_name_the_field_and_the_problem() {
     )
     .await;
     assert!(
-        m.contains("the field exit_code")
-            && m.contains("a whole number from -2147483648 to 2147483647"),
+        m.contains("the field exit_code") && m.contains("expected a JSON number"),
         "{m}"
     );
+    let m = post_error(
+        &b,
+        &format!("/v1/requests/{id}/outcome"),
+        r#"{"status": "ran", "exit_code": 1.5}"#,
+    )
+    .await;
+    assert!(
+        m.contains("the field exit_code: 1.5 is not a whole number from -2147483648 to 2147483647"),
+        "{m}"
+    );
+    // Numbers the canonical JSON of a digest or an audit event cannot hold exactly.
+    for big in ["9007199254740992", "1e300", "-1e16"] {
+        let body = format!(r#"{{"kind": "a.b", "resource": "x", "details": {{"n": [1, {big}]}}}}"#);
+        let m = post_error(&b, "/v1/actions", &body).await;
+        assert!(
+            m.contains(
+                "the field details.n[1]: numbers in details must be within ±9007199254740991"
+            ),
+            "{m}"
+        );
+        let body = format!(
+            r#"{{"events": [{{"type": "action.allowed", "explanation": "x", "data": {{"n": {big}}}}}]}}"#
+        );
+        let m = post_error(&b, "/v1/audit/events", &body).await;
+        assert!(m.contains("the field events[0].data.n"), "{m}");
+    }
     let m = post_error(
         &b,
         &format!("/v1/requests/{id}/outcome"),

@@ -14,6 +14,7 @@ use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::input::{MAX_EXACT, inexact_number};
 use super::requests::{decided_view, wait_for_decision};
 use super::{Body, Caller, Query, wait_duration};
 use crate::error::ApiError;
@@ -53,6 +54,12 @@ pub async fn evaluate(
     Query(query): Query<EvaluateQuery>,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(path) = inexact_number(&body.details, "details") {
+        return Err(ApiError::bad_request(format!(
+            "the field {path}: numbers in details must be within ±{MAX_EXACT}, which canonical \
+             JSON (RFC 8785) represents exactly; send larger ones as strings"
+        )));
+    }
     let principal = &caller.0;
     let on_behalf_of = match body.on_behalf_of {
         None => principal.acts_for.clone(),

@@ -14,11 +14,12 @@ use countersign_model::RequestId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::input::{MAX_EXACT, inexact_number};
 use super::{Body, Caller, Query, within};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
 
-/// The longest `data.event_id` a reported event may carry.
+/// The longest `data.event_id` a reported event may carry, in characters.
 const MAX_EVENT_ID: usize = 256;
 
 /// Event types an enforcement point may report.
@@ -151,14 +152,20 @@ pub async fn append(
                 "events[{i}]: data must be a JSON object"
             )));
         }
+        if let Some(path) = inexact_number(&data, &format!("events[{i}].data")) {
+            return Err(ApiError::bad_request(format!(
+                "the field {path}: numbers in an audit event must be within ±{MAX_EXACT}, which \
+                 canonical JSON (RFC 8785) represents exactly; send larger ones as strings"
+            )));
+        }
         let event_id = match data.get("event_id") {
             None => None,
-            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID => {
+            Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_EVENT_ID => {
                 Some(id.clone())
             }
             Some(_) => {
                 return Err(ApiError::bad_request(format!(
-                    "events[{i}]: data.event_id must be a string of 1 to {MAX_EVENT_ID} bytes \
+                    "events[{i}]: data.event_id must be a string of 1 to {MAX_EVENT_ID} characters \
                      (the reporter's own id for the event, which makes sending it again harmless)"
                 )));
             }

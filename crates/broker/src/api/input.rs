@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use countersign_model::RequestId;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::{MAX_AUDIT_BODY, MAX_BODY};
 use crate::error::ApiError;
@@ -122,6 +123,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     deserializer.end().map_err(|e| not_json(&e))?;
     Ok(value)
+}
+
+/// 2^53 − 1: the largest integer every JSON reader holds exactly. Every float beyond it is a
+/// whole number too, so one bound covers all numbers (the `Json` schema of openapi.json).
+pub const MAX_EXACT: f64 = 9_007_199_254_740_991.0;
+
+/// The path of the first number in `value` beyond ±[`MAX_EXACT`].
+pub fn inexact_number(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .is_none_or(|f| f.abs() > MAX_EXACT)
+            .then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| inexact_number(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| inexact_number(v, &format!("{path}.{k}"))),
+        _ => None,
+    }
 }
 
 /// A query string whose problems become a 400 naming the parameter.

@@ -146,7 +146,40 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Parses `30s`, `2m`… for `wait` and `timeout` parameters, capped at [`MAX_WAIT`].
 pub fn wait_duration(text: &str) -> Result<std::time::Duration, ApiError> {
-    let d = countersign_model::parse_duration(text)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The documented form exactly (openapi.json's Duration): 1 to 4 groups of up to 9 digits
+    // and a unit, nothing around them; 0s does not wait.
+    let mut seconds: u64 = 0;
+    let mut groups = 0;
+    let mut digits: u64 = 0;
+    let mut count = 0;
+    let mut documented = !text.is_empty();
+    for b in text.bytes() {
+        let unit = match b {
+            b'0'..=b'9' if count < 9 => {
+                digits = digits * 10 + u64::from(b - b'0');
+                count += 1;
+                continue;
+            }
+            b'd' => 86_400,
+            b'h' => 3600,
+            b'm' => 60,
+            b's' => 1,
+            _ => 0,
+        };
+        groups += 1;
+        if unit == 0 || count == 0 || groups > 4 {
+            documented = false;
+            break;
+        }
+        seconds += digits * unit;
+        (digits, count) = (0, 0);
+    }
+    if !documented || count != 0 {
+        return Err(ApiError::bad_request(format!(
+            "'{text}' is not a duration (expected a number and a unit, such as 90s, 30m, 1h30m \
+             or 2d)"
+        )));
+    }
+    let d = std::time::Duration::from_secs(seconds);
     Ok(d.min(MAX_WAIT))
 }

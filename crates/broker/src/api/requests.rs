@@ -408,7 +408,7 @@ pub async fn cancel(
 pub struct OutcomeBody {
     status: OutcomeStatus,
     #[serde(default)]
-    exit_code: Option<i32>,
+    exit_code: Option<serde_json::Number>,
     #[serde(default)]
     summary: Option<String>,
 }
@@ -426,6 +426,7 @@ pub async fn outcome(
     PathId(id): PathId,
     Body(body): Body<OutcomeBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let exit_code = body.exit_code.as_ref().map(exit_status).transpose()?;
     let request = visible(&state, &caller, id).await?;
     if request.action.principal.id != caller.0.id {
         return Err(ApiError::forbidden(format!(
@@ -443,8 +444,7 @@ pub async fn outcome(
         OutcomeStatus::Ran => "ran",
         OutcomeStatus::Failed => "failed",
     };
-    let exit = body
-        .exit_code
+    let exit = exit_code
         .map(|c| format!(" with exit status {c}"))
         .unwrap_or_default();
     let event = draft(
@@ -454,8 +454,26 @@ pub async fn outcome(
         Some(id),
         format!("The action of request {id} {verb}{exit}."),
     )
-    .with_data(json!({ "status": body.status, "exit_code": body.exit_code, "summary": summary }));
+    .with_data(json!({ "status": body.status, "exit_code": exit_code, "summary": summary }));
     state.store.append_audit(vec![event]).await?;
     state.changed(id, "action.outcome");
     Ok(Json(json!({ "recorded": true })))
+}
+
+/// An exit status as JSON writes it: `1`, or `1.0` (the same number to JSON Schema).
+fn exit_status(n: &serde_json::Number) -> Result<i32, ApiError> {
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX) + 1.0)
+                .map(|f| f as i64)
+        })
+        .and_then(|whole| i32::try_from(whole).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the field exit_code: {n} is not a whole number from {} to {}",
+                i32::MIN,
+                i32::MAX
+            ))
+        })
 }
