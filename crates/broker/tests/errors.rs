@@ -31,8 +31,7 @@ async fn error(
     uri: &str,
     content_type: Option<&str>,
     body: &str,
-    status: StatusCode,
-    code: &str,
+    (status, code): (StatusCode, &str),
 ) -> String {
     let mut request = Request::builder().method(method.clone()).uri(uri);
     if let Some(who) = who {
@@ -76,12 +75,14 @@ async fn get_error(b: &harness::TestBroker, uri: &str, status: StatusCode) -> St
         uri,
         None,
         "",
-        status,
-        if status == StatusCode::BAD_REQUEST {
-            "bad_request"
-        } else {
-            "not_found"
-        },
+        (
+            status,
+            if status == StatusCode::BAD_REQUEST {
+                "bad_request"
+            } else {
+                "not_found"
+            },
+        ),
     )
     .await
 }
@@ -94,8 +95,7 @@ async fn post_error(b: &harness::TestBroker, uri: &str, body: &str) -> String {
         uri,
         Some("application/json"),
         body,
-        StatusCode::BAD_REQUEST,
-        "bad_request",
+        (StatusCode::BAD_REQUEST, "bad_request"),
     )
     .await
 }
@@ -273,8 +273,7 @@ async fn content_types_routes_methods_and_sizes_answer_json() {
             "/v1/actions",
             content_type,
             &body,
-            unsupported,
-            "unsupported_media_type",
+            (unsupported, "unsupported_media_type"),
         )
         .await;
         assert!(m.contains("Content-Type: application/json"), "{m}");
@@ -286,8 +285,7 @@ async fn content_types_routes_methods_and_sizes_answer_json() {
         "/v2/nothing",
         None,
         "",
-        StatusCode::NOT_FOUND,
-        "not_found",
+        (StatusCode::NOT_FOUND, "not_found"),
     )
     .await;
     for (method, uri) in [
@@ -302,8 +300,7 @@ async fn content_types_routes_methods_and_sizes_answer_json() {
             uri,
             None,
             "",
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         )
         .await;
         assert!(m.contains(method.as_str()), "{m}");
@@ -316,8 +313,7 @@ async fn content_types_routes_methods_and_sizes_answer_json() {
         "/v1/actions",
         Some("application/json"),
         &big.to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
     )
     .await;
     // A JSON content type with parameters, or a +json one, is JSON.
