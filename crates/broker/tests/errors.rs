@@ -332,3 +332,45 @@ async fn content_types_routes_methods_and_sizes_answer_json() {
         assert_eq!(response.status(), StatusCode::ACCEPTED, "{content_type}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_error_statuses_every_call_can_answer() {
+    let b = start().await;
+    let (_, doc) = b.call(None, Method::GET, "/openapi.json", None).await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let statuses = op["responses"].as_object().unwrap();
+            let open = op.get("security").is_some_and(|s| s == &json!([]));
+            let mut needed = Vec::new();
+            if !open {
+                needed.push("401");
+            }
+            if op.get("requestBody").is_some() {
+                needed.extend(["400", "408", "413", "415"]);
+            }
+            if path.contains("{id}") {
+                needed.extend(["400", "404"]);
+            }
+            if op
+                .get("parameters")
+                .is_some_and(|p| p.as_array().unwrap().iter().any(|p| p["in"] == "query"))
+            {
+                needed.push("400");
+            }
+            for status in needed {
+                assert!(
+                    statuses.contains_key(status),
+                    "{method} {path} does not list {status}"
+                );
+            }
+            for (status, answer) in statuses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        answer.get("$ref").is_some() || answer.get("content").is_some(),
+                        "{method} {path}: {status} does not say its body is the error object"
+                    );
+                }
+            }
+        }
+    }
+}
