@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use countersign_model::PrincipalKind;
 use countersign_model::action::is_valid_principal_id;
@@ -32,6 +33,22 @@ struct ConfigFile {
     slack: Option<toml::Table>,
     #[serde(default)]
     web: Option<toml::Table>,
+    #[serde(default)]
+    listener: Option<ListenerEntry>,
+}
+
+/// `[listener]`: how long a connection may take and how many one peer may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerEntry {
+    #[serde(default)]
+    header_timeout: Option<String>,
+    #[serde(default)]
+    body_timeout: Option<String>,
+    #[serde(default)]
+    max_connections: Option<usize>,
+    #[serde(default)]
+    max_connections_per_peer: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +96,32 @@ pub struct Principal {
     pub oidc_subject: Option<String>,
 }
 
+/// What the listener allows a connection (`[listener]`; docs/api.md, "Connections").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// A request's headers must be complete within this, counted from the connection's opening
+    /// or from the end of its previous answer; so a kept-alive connection idle for this long
+    /// is closed too.
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is cut off.
+    pub body_timeout: Duration,
+    /// Connections held at once; kept below the process's file descriptor limit by the binary.
+    pub max_connections: usize,
+    /// Connections one peer (an IPv4 address, an IPv6 /64) may hold at once.
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> ListenerLimits {
+        ListenerLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_peer: 256,
+        }
+    }
+}
+
 /// The configuration, checked. Paths are as written; the binary resolves them against the
 /// configuration file's directory.
 #[derive(Debug, Clone)]
@@ -96,6 +139,7 @@ pub struct Config {
     pub slack: Option<toml::Table>,
     /// The `[web]` table as written, checked by the web inbox.
     pub web: Option<toml::Table>,
+    pub listener: ListenerLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -257,6 +301,7 @@ impl Config {
                 ));
             }
         }
+        let listener = listener_limits(file.listener.as_ref(), &mut errors);
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -274,6 +319,54 @@ impl Config {
             tokens,
             slack: file.slack,
             web: file.web,
+            listener,
         })
     }
+}
+
+fn listener_limits(entry: Option<&ListenerEntry>, errors: &mut Vec<String>) -> ListenerLimits {
+    let mut limits = ListenerLimits::default();
+    let Some(entry) = entry else {
+        return limits;
+    };
+    let mut duration = |key: &str, text: &Option<String>, into: &mut Duration| {
+        let Some(text) = text else { return };
+        match countersign_model::parse_duration(text) {
+            Ok(d) if !d.is_zero() => *into = d,
+            _ => errors.push(format!(
+                "listener.{key}: '{text}' is not a duration of at least 1s (write e.g. \"10s\" or \"1m\")"
+            )),
+        }
+    };
+    duration(
+        "header_timeout",
+        &entry.header_timeout,
+        &mut limits.header_timeout,
+    );
+    duration(
+        "body_timeout",
+        &entry.body_timeout,
+        &mut limits.body_timeout,
+    );
+    for (key, value, into) in [
+        (
+            "max_connections",
+            entry.max_connections,
+            &mut limits.max_connections,
+        ),
+        (
+            "max_connections_per_peer",
+            entry.max_connections_per_peer,
+            &mut limits.max_connections_per_peer,
+        ),
+    ] {
+        match value {
+            Some(0) => errors.push(format!(
+                "listener.{key} must be at least 1; leave it out for the default"
+            )),
+            Some(n) => *into = n,
+            None => {}
+        }
+    }
+    limits
 }

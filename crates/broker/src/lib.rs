@@ -11,6 +11,7 @@ mod changes;
 pub mod config;
 mod error;
 mod expiry;
+pub mod listener;
 mod metrics;
 mod state;
 pub mod views;
@@ -28,7 +29,7 @@ use tokio::sync::Notify;
 
 pub use api::AuditVerification;
 pub use changes::Change;
-pub use config::{Config, ConfigError, Principal};
+pub use config::{Config, ConfigError, ListenerLimits, Principal};
 pub use error::ApiError;
 pub use state::{PolicyLoader, now};
 
@@ -81,9 +82,15 @@ impl Broker {
         api::router(Arc::clone(&self.state))
     }
 
-    /// Serves the API on `listener` until the future is dropped.
+    /// Serves the API on `listener`, within the default limits, until the future is dropped.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        listener::serve(
+            listener,
+            self.router(),
+            ListenerLimits::default(),
+            std::future::pending(),
+        )
+        .await
     }
 
     /// Re-reads and applies the policy (on SIGHUP); a broken policy is refused and the old one

@@ -161,18 +161,48 @@ pub async fn serve(config: Config, init: bool) -> anyhow::Result<ExitCode> {
     });
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-            eprintln!("countersign: stopping");
-        })
-        .await?;
+    let limits = within_descriptor_limit(config.listener);
+    countersign_broker::listener::serve(listener, router, limits, async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        eprintln!("countersign: stopping");
+    })
+    .await?;
     marker.abort();
     history::record_head(&found, store.as_ref()).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// File descriptors kept for the store, the key, the policy and outgoing calls (Slack, the
+/// identity provider), whatever the connections hold.
+const RESERVED_DESCRIPTORS: usize = 128;
+
+/// Lowers `max_connections` below the process's limit of open files (Linux's
+/// `/proc/self/limits`), so a flood of connections can never leave the store without one.
+fn within_descriptor_limit(
+    mut limits: countersign_broker::ListenerLimits,
+) -> countersign_broker::ListenerLimits {
+    let soft = fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3)?.parse::<usize>().ok())
+        });
+    if let Some(soft) = soft {
+        let room = soft.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+        if limits.max_connections > room {
+            eprintln!(
+                "countersign: serving at most {room} connections (listener.max_connections is {}, \
+                 but the limit of open files is {soft}; raise it with ulimit -n)",
+                limits.max_connections
+            );
+            limits.max_connections = room;
+        }
+    }
+    limits
 }
 
 /// Checks `[slack]`, reads the secrets from the environment variables it names, and starts

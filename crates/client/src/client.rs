@@ -34,6 +34,8 @@ const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
 const WHOLE_LOG_TIMEOUT: Duration = Duration::from_secs(120);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle connection is kept for the next call: well under the broker's header timeout.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// A connection to one Countersign broker, authenticated as one principal.
 ///
@@ -77,6 +79,10 @@ impl Client {
         // rustls provider is installed, so nothing needs installing here.
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            // The broker closes a kept-alive connection idle for its header timeout (10s by
+            // default); reusing one only while it is fresher than that avoids sending a call
+            // into a connection the broker is closing.
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("countersign-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Setup {

@@ -160,7 +160,9 @@ impl Action {
         if !is_valid_kind(&self.kind) {
             return Err(ActionError::Kind(self.kind.clone()));
         }
-        if self.resource.is_empty() || self.resource.len() > MAX_TEXT || has_control(&self.resource)
+        if self.resource.is_empty()
+            || self.resource.chars().count() > MAX_TEXT
+            || has_control(&self.resource)
         {
             return Err(ActionError::Resource);
         }
@@ -168,7 +170,7 @@ impl Action {
             if !is_valid_label_name(name) {
                 return Err(ActionError::LabelName(name.clone()));
             }
-            if value.len() > MAX_TEXT || has_control(value) {
+            if value.chars().count() > MAX_TEXT || has_control(value) {
                 return Err(ActionError::LabelValue(name.clone()));
             }
         }

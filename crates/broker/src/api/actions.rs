@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_approval::Request;
@@ -14,8 +14,9 @@ use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::input::{MAX_EXACT, inexact_number};
 use super::requests::{decided_view, wait_for_decision};
-use super::{Body, Caller, wait_duration};
+use super::{Body, Caller, Query, wait_duration};
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_request_id, now};
@@ -112,6 +113,12 @@ pub async fn evaluate(
     Query(query): Query<EvaluateQuery>,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(path) = inexact_number(&body.details, "details") {
+        return Err(ApiError::bad_request(format!(
+            "the field {path}: numbers in details must be within ±{MAX_EXACT}, which canonical \
+             JSON (RFC 8785) represents exactly; send larger ones as strings"
+        )));
+    }
     let principal = &caller.0;
     let on_behalf_of = chain_humans(principal, body.on_behalf_of)?;
     let started_by = chain_starter(principal, body.started_by)?;

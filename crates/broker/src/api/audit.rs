@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::header;
 use axum::response::IntoResponse;
 use countersign_audit::{
@@ -17,11 +17,12 @@ use countersign_store::GrantStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, Caller};
+use super::input::{MAX_EXACT, inexact_number};
+use super::{Body, Caller, Query, within};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
 
-/// The longest `data.event_id` a reported event may carry.
+/// The longest `data.event_id` a reported event may carry, in characters.
 const MAX_EVENT_ID: usize = 256;
 
 /// Event types an enforcement point may report.
@@ -41,10 +42,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_human("read the audit log")?;
     let after = query.after.unwrap_or(0);
-    let events = state
-        .store
-        .audit_after(after, query.limit.unwrap_or(500).clamp(1, 5000))
-        .await?;
+    let limit = within("limit", query.limit, 1, 5000)?.unwrap_or(500);
+    let events = state.store.audit_after(after, limit).await?;
     let last = events.last().map_or(after, |e| e.seq);
     let checkpoints = state.store.checkpoints(after, last).await?;
     Ok(Json(
@@ -195,14 +194,20 @@ pub async fn append(
             }
             (_, None) => {}
         }
+        if let Some(path) = inexact_number(&data, &format!("events[{i}].data")) {
+            return Err(ApiError::bad_request(format!(
+                "the field {path}: numbers in an audit event must be within ±{MAX_EXACT}, which \
+                 canonical JSON (RFC 8785) represents exactly; send larger ones as strings"
+            )));
+        }
         let event_id = match data.get("event_id") {
             None => None,
-            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID => {
+            Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_EVENT_ID => {
                 Some(id.clone())
             }
             Some(_) => {
                 return Err(ApiError::bad_request(format!(
-                    "events[{i}]: data.event_id must be a string of 1 to {MAX_EVENT_ID} bytes \
+                    "events[{i}]: data.event_id must be a string of 1 to {MAX_EVENT_ID} characters \
                      (the reporter's own id for the event, which makes sending it again harmless)"
                 )));
             }

@@ -3,23 +3,23 @@
 mod actions;
 mod audit;
 mod grants;
+mod input;
 mod requests;
 mod system;
 
 pub use audit::AuditVerification;
 pub(crate) use audit::verify_log;
+pub use input::{Body, PathId, Query, within};
 pub(crate) use requests::submit_review;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use countersign_model::{PrincipalKind, RequestId};
-use serde::de::DeserializeOwned;
 
 use crate::config::Principal;
 use crate::error::ApiError;
@@ -54,6 +54,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/audit/key", get(audit::key))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this endpoint does not answer {method}; see /openapi.json for the API"),
+            )
+        })
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see /openapi.json for the API")
         })
@@ -131,41 +138,6 @@ impl FromRequestParts<Arc<State>> for Caller {
     }
 }
 
-/// A JSON body whose problems become a 400 (or 413) that says what is wrong.
-#[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!(
-                        "the request body is too large (at most {} KiB; reported audit events \
-                         at most {} MiB per call)",
-                        MAX_BODY / 1024,
-                        MAX_AUDIT_BODY / (1024 * 1024)
-                    ),
-                ))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
-                "send the body as JSON with Content-Type: application/json",
-            )),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "the request body is not valid: {}",
-                e.body_text()
-            ))),
-        }
-    }
-}
-
 /// Parses a request id from the path, or answers 400 naming the expected form.
 pub fn request_id(text: &str) -> Result<RequestId, ApiError> {
     text.parse()
@@ -177,7 +149,40 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Parses `30s`, `2m`… for `wait` and `timeout` parameters, capped at [`MAX_WAIT`].
 pub fn wait_duration(text: &str) -> Result<std::time::Duration, ApiError> {
-    let d = countersign_model::parse_duration(text)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The documented form exactly (openapi.json's Duration): 1 to 4 groups of up to 9 digits
+    // and a unit, nothing around them; 0s does not wait.
+    let mut seconds: u64 = 0;
+    let mut groups = 0;
+    let mut digits: u64 = 0;
+    let mut count = 0;
+    let mut documented = !text.is_empty();
+    for b in text.bytes() {
+        let unit = match b {
+            b'0'..=b'9' if count < 9 => {
+                digits = digits * 10 + u64::from(b - b'0');
+                count += 1;
+                continue;
+            }
+            b'd' => 86_400,
+            b'h' => 3600,
+            b'm' => 60,
+            b's' => 1,
+            _ => 0,
+        };
+        groups += 1;
+        if unit == 0 || count == 0 || groups > 4 {
+            documented = false;
+            break;
+        }
+        seconds += digits * unit;
+        (digits, count) = (0, 0);
+    }
+    if !documented || count != 0 {
+        return Err(ApiError::bad_request(format!(
+            "'{text}' is not a duration (expected a number and a unit, such as 90s, 30m, 1h30m \
+             or 2d)"
+        )));
+    }
+    let d = std::time::Duration::from_secs(seconds);
     Ok(d.min(MAX_WAIT))
 }

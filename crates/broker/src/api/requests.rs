@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use countersign_approval::{
     Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Body, Caller, request_id, wait_duration};
+use super::{Body, Caller, PathId, Query, wait_duration, within};
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_grant_id, now};
@@ -154,7 +154,7 @@ pub async fn list(
     let filter = RequestFilter {
         state: query.state,
         requester: (!caller.is_human()).then(|| caller.0.id.clone()),
-        limit: query.limit.unwrap_or(50).clamp(1, 500),
+        limit: within("limit", query.limit, 1, 500)?.unwrap_or(50),
         ..Default::default()
     };
     let requests = state.store.list_requests(&filter).await?;
@@ -165,9 +165,9 @@ pub async fn list(
 pub async fn show(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<RequestView>, ApiError> {
-    let request = visible(&state, &caller, request_id(&id)?).await?;
+    let request = visible(&state, &caller, id).await?;
     Ok(Json(view(&request, None)))
 }
 
@@ -180,12 +180,11 @@ pub struct WaitQuery {
 pub async fn wait(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Query(query): Query<WaitQuery>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
-    visible(&state, &caller, id).await?;
     let timeout = wait_duration(query.timeout.as_deref().unwrap_or("30s"))?;
+    visible(&state, &caller, id).await?;
     let request = wait_for_decision(&state, id, timeout).await?;
     Ok(Json(decided_view(&state, &caller, &request).await?))
 }
@@ -371,10 +370,9 @@ pub async fn review(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Body(body): Body<ReviewBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
     // The CLI says so; anything else through the API is the API.
     let channel = match headers
         .get("x-countersign-channel")
@@ -399,9 +397,8 @@ pub async fn review(
 pub async fn cancel(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<RequestView>, ApiError> {
-    let id = request_id(&id)?;
     visible(&state, &caller, id).await?;
     let describe = format!(
         "{} cancelled request {id}; the action will not run",
@@ -420,7 +417,7 @@ pub async fn cancel(
 pub struct OutcomeBody {
     status: OutcomeStatus,
     #[serde(default)]
-    exit_code: Option<i32>,
+    exit_code: Option<serde_json::Number>,
     #[serde(default)]
     summary: Option<String>,
 }
@@ -435,10 +432,10 @@ enum OutcomeStatus {
 pub async fn outcome(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Body(body): Body<OutcomeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = request_id(&id)?;
+    let exit_code = body.exit_code.as_ref().map(exit_status).transpose()?;
     let request = visible(&state, &caller, id).await?;
     if request.action.principal.id != caller.0.id {
         return Err(ApiError::forbidden(format!(
@@ -459,8 +456,7 @@ pub async fn outcome(
         OutcomeStatus::Ran => "ran",
         OutcomeStatus::Failed => "failed",
     };
-    let exit = body
-        .exit_code
+    let exit = exit_code
         .map(|c| format!(" with exit status {c}"))
         .unwrap_or_default();
     let event = draft(
@@ -470,8 +466,26 @@ pub async fn outcome(
         Some(id),
         format!("The action of request {id} {verb}{exit}."),
     )
-    .with_data(json!({ "status": body.status, "exit_code": body.exit_code, "summary": summary }));
+    .with_data(json!({ "status": body.status, "exit_code": exit_code, "summary": summary }));
     state.store.append_audit(vec![event]).await?;
     state.changed(id, "action.outcome");
     Ok(Json(json!({ "recorded": true })))
+}
+
+/// An exit status as JSON writes it: `1`, or `1.0` (the same number to JSON Schema).
+fn exit_status(n: &serde_json::Number) -> Result<i32, ApiError> {
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX) + 1.0)
+                .map(|f| f as i64)
+        })
+        .and_then(|whole| i32::try_from(whole).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the field exit_code: {n} is not a whole number from {} to {}",
+                i32::MIN,
+                i32::MAX
+            ))
+        })
 }
