@@ -197,7 +197,7 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
     let (status, body) = b
         .post("nightly-bot", "/v1/audit/events", outcome(&id))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(
         error_message(&body).contains(&format!(
             "only the requester of request {id} (deploy-bot) reports its outcome, not nightly-bot"
@@ -209,7 +209,7 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
     let (status, body) = b
         .post("deploy-bot", "/v1/audit/events", outcome(nowhere))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(
         error_message(&body).contains(&format!("request {nowhere} does not exist")),
         "{body}"
@@ -239,7 +239,11 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
 
     // The requester's own request, whose grant was never used: nothing ran.
     let (status, body) = b.post("deploy-bot", "/v1/audit/events", outcome(&id)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_run")),
+        "{body}"
+    );
     assert!(error_message(&body).contains("was never used"), "{body}");
     review(&b, "dana", &id, "approve").await;
     review(&b, "sam", &id, "approve").await;
@@ -279,7 +283,7 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
         .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::FORBIDDEN,
         "still not nightly-bot's: {body}"
     );
     let recorded = outcomes_recorded(&b).await;

@@ -19,7 +19,7 @@ fn echo(tag: &str) -> Value {
     // is full are larger still, so none fits where the first refused one did not.
     let padding = if tag.starts_with("full") { 1800 } else { 1500 };
     json!({"kind": "shell.exec", "resource": "host:web-1",
-           "details": {"argv": ["echo", tag, "x".repeat(padding)]}})
+           "details": {"argv": ["echo", tag, "x".repeat(padding)], "program": "/usr/bin/echo"}})
 }
 
 /// Opens a request for a database dump and has dana and sam approve it; returns what consumes

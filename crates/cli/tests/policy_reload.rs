@@ -99,7 +99,7 @@ fn serve_refuses_a_policy_that_fails_its_own_tests() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let policy = format!(
-        "{POLICY}\n[[tests]]\nname = \"printing is allowed\"\nexpect = \"deny\"\naction = {{ kind = \"shell.exec\", resource = \"host:x\", details = {{ argv = [\"echo\", \"hi\"] }}, principal = {{ id = \"bot\", kind = \"agent\" }} }}\n"
+        "{POLICY}\n[[tests]]\nname = \"printing is allowed\"\nexpect = \"deny\"\naction = {{ kind = \"shell.exec\", resource = \"host:x\", details = {{ argv = [\"echo\", \"hi\"], program = \"/usr/bin/echo\" }}, principal = {{ id = \"bot\", kind = \"agent\" }} }}\n"
     );
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     std::fs::write(

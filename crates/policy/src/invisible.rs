@@ -3,25 +3,25 @@
 //! patterns and condition: there they would make a rule read one way to a reviewer and match
 //! another way (`cust\u{200b}omers` never matches `customers`).
 
+use countersign_model::text;
+
 use crate::source::{MatchSource, RuleSource};
 
-/// Why `c` is refused, or `None` when it is an ordinary character. `multiline` allows the line
-/// breaks and tabs a reason or a condition written on several lines has.
+/// Why `c` is refused, or `None` when it is an ordinary character. Which characters count is the
+/// one rule every channel escapes by (`countersign_model::text::is_hidden`). `multiline` allows
+/// the line breaks and tabs a reason or a condition written on several lines has.
 fn refused(c: char, multiline: bool) -> Option<&'static str> {
-    if multiline && matches!(c, '\n' | '\r' | '\t') {
+    if (multiline && matches!(c, '\n' | '\r' | '\t')) || !text::is_hidden(c) {
         return None;
     }
     Some(match c {
         '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
             "a bidirectional control, which reorders the text around it"
         }
-        '\u{061C}' | '\u{200E}' | '\u{200F}' => "a bidirectional mark, which cannot be seen",
-        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => {
-            "a zero-width character, which cannot be seen"
-        }
+        c if text::is_bidi_control(c) => "a bidirectional mark, which cannot be seen",
         '\u{2028}' | '\u{2029}' => "a line separator, which breaks the line where none shows",
         c if c.is_control() => "a control character",
-        _ => return None,
+        _ => "a zero-width character, which cannot be seen",
     })
 }
 

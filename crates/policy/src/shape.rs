@@ -149,23 +149,16 @@ fn ordinal(n: usize) -> String {
 
 /// Rewrites serde's wording ("invalid type: string "2", expected u32") in the policy's terms.
 pub(crate) fn reword(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("invalid type: ")
-        && let Some((found, expected)) = rest.split_once(", expected ")
-    {
-        return format!(
-            "must be {}, not {}",
-            expected_words(expected),
-            found_words(found)
-        );
-    }
-    if let Some(rest) = message.strip_prefix("invalid value: ")
-        && let Some((found, expected)) = rest.split_once(", expected ")
-    {
-        return format!(
-            "must be {}, not {}",
-            expected_words(expected),
-            found_words(found)
-        );
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            return format!(
+                "must be {}, not {}",
+                expected_words(expected),
+                found_words(found)
+            );
+        }
     }
     if message.starts_with("data did not match any variant of untagged enum Patterns") {
         return "must be a pattern (a string) or a list of patterns".to_owned();

@@ -84,27 +84,26 @@ pub fn action_text(request: &Request) -> String {
     truncate(&clean_lines(&text.replace('\t', "    ")), MAX_TEXT)
 }
 
-fn title(request: &Request) -> String {
-    let state = match request.state {
+/// Where the request stands, in the words of a message's title.
+fn state_words(request: &Request) -> &'static str {
+    match request.state {
         State::Pending => "Approval requested",
         State::Approved { .. } => "Approved",
         State::Denied { .. } => "Denied",
         State::Expired { .. } => "Expired",
         State::Cancelled { .. } => "Cancelled",
-    };
+    }
+}
+
+fn title(request: &Request) -> String {
+    let state = state_words(request);
     truncate(&format!("{state}: {}", request.action.kind), 150)
 }
 
 /// The notification text (what a phone shows, and what Slack parses as mrkdwn): Countersign's
 /// words and the requester's configured id only; the kind is the agent's, so it stays out.
 pub fn fallback_text(request: &Request) -> String {
-    let state = match request.state {
-        State::Pending => "Approval requested",
-        State::Approved { .. } => "Approved",
-        State::Denied { .. } => "Denied",
-        State::Expired { .. } => "Expired",
-        State::Cancelled { .. } => "Cancelled",
-    };
+    let state = state_words(request);
     escape(&format!(
         "{state}: request {} from {}",
         request.id, request.action.principal.id

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxumState;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use countersign_audit::{
     AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
@@ -142,7 +142,7 @@ pub async fn append(
     let at = now();
     let mut reported = Vec::with_capacity(body.events.len());
     // Each request an outcome names is checked once per batch.
-    let mut checked: HashMap<RequestId, Result<(), String>> = HashMap::new();
+    let mut checked: HashMap<RequestId, Result<(), ApiError>> = HashMap::new();
     for (i, event) in body.events.into_iter().enumerate() {
         if !REPORTABLE.contains(&event.kind.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -177,13 +177,20 @@ pub async fn append(
                 let verdict = match checked.get(&id) {
                     Some(verdict) => verdict.clone(),
                     None => {
-                        let verdict = outcome_allowed(&state, &caller, id).await?;
+                        let verdict = match outcome_allowed(&state, &caller, id).await {
+                            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+                            verdict => verdict,
+                        };
                         checked.insert(id, verdict.clone());
                         verdict
                     }
                 };
                 if let Err(why) = verdict {
-                    return Err(ApiError::bad_request(format!("events[{i}]: {why}")));
+                    return Err(ApiError::new(
+                        why.status,
+                        why.code,
+                        format!("events[{i}]: {}", why.message),
+                    ));
                 }
             }
             (kind, Some(id)) => {
@@ -251,27 +258,37 @@ pub async fn append(
 }
 
 /// Whether `caller` may report the outcome of request `id`: only its requester, and only once the
-/// approval was used (a grant consumed), since before that nothing ran. `Err` says why not.
+/// approval was used (a grant consumed), since before that nothing ran. `Err` says why not: 404
+/// for a request that does not exist, 403 for another principal's, 409 `not_run` before its
+/// grant was consumed.
 pub(crate) async fn outcome_allowed(
     state: &State,
     caller: &Caller,
     id: RequestId,
-) -> Result<Result<(), String>, ApiError> {
+) -> Result<(), ApiError> {
     let Some(request) = state.store.get_request(id).await? else {
-        return Ok(Err(format!("request {id} does not exist")));
+        return Err(ApiError::not_found(format!("request {id} does not exist")));
     };
     let requester = &request.action.principal.id;
     if requester != &caller.0.id {
-        return Ok(Err(format!(
-            "only the requester of request {id} ({requester}) reports its outcome, not {}",
-            caller.0.id
-        )));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_requester",
+            format!(
+                "only the requester of request {id} ({requester}) reports its outcome, not {}",
+                caller.0.id
+            ),
+        ));
     }
-    Ok(match state.store.grant_status(id, now()).await? {
+    match state.store.grant_status(id, now()).await? {
         GrantStatus::Consumed => Ok(()),
-        _ => Err(format!(
-            "the approval of request {id} was never used (no grant of it was consumed), so its \
-             action has not run and has no outcome yet; consume the grant first"
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_run",
+            format!(
+                "the approval of request {id} was never used (no grant of it was consumed), so its \
+                 action has not run and has no outcome yet; consume the grant first"
+            ),
         )),
-    })
+    }
 }

@@ -54,13 +54,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/audit/key", get(audit::key))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
-        .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("this endpoint does not answer {method}; see /openapi.json for the API"),
-            )
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see /openapi.json for the API")
         })
@@ -71,9 +65,21 @@ pub fn router(state: Arc<State>) -> Router {
         ))
         // After the layers: a failing health check is not a call Countersign refused, and must
         // not count as one.
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
+        .route(
+            "/healthz",
+            get(system::healthz).fallback(method_not_allowed),
+        )
+        .route("/readyz", get(system::readyz).fallback(method_not_allowed))
         .with_state(state)
+}
+
+/// A known endpoint asked with a method it does not answer.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not answer {method}; see /openapi.json for the API"),
+    )
 }
 
 /// Every 503 means Countersign could not record something and so did nothing: count them all in
