@@ -78,7 +78,18 @@ pub fn action_text(request: &Request) -> String {
         Summary::Details(details) => {
             serde_json::to_string_pretty(details).unwrap_or_else(|_| summary.line())
         }
-        _ => summary.line(),
+        // The command line names the program as the agent typed it; which file runs is the path
+        // `countersign run` resolved, and a look-alike (`./pg_dump`) must be seen as such.
+        Summary::Command(_) => match request
+            .action
+            .details
+            .get("program")
+            .and_then(Value::as_str)
+        {
+            Some(program) => format!("{}\n# the program {program}", summary.line()),
+            None => summary.line(),
+        },
+        Summary::Sql(_) => summary.line(),
     };
     // Newlines stay real in a code block (SQL, JSON); tabs become spaces; the rest is visible.
     truncate(&clean_lines(&text.replace('\t', "    ")), MAX_TEXT)

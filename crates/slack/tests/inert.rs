@@ -115,6 +115,22 @@ async fn a_tool_call_with_an_argv_argument_shows_every_argument() {
     assert_eq!(action_shown(&message), "pg_dump customers");
 }
 
+/// A command is shown with the file that will run, as `countersign run` resolved it: a reviewer
+/// approving `pg_dump customers` sees that it is the agent's own `pg_dump`, not the system's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_names_the_program_that_will_run() {
+    let w = world().await;
+    let mut action = pg_dump();
+    action["details"]["program"] = json!("/home/agent/bin/pg_dump");
+    let id = w.open(action).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w.slack.message(APPROVALS, &ts).unwrap();
+    assert_eq!(
+        action_shown(&message),
+        "pg_dump customers\n# the program /home/agent/bin/pg_dump"
+    );
+}
+
 /// The names in a request's chain are rendered as literal text whoever chose them (today the
 /// configuration says who an agent acts for and what starts it; an id like `ci:_urgent_:` is
 /// still valid): checked on the renderer itself, with a real request whose chain is set so.
