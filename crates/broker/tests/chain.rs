@@ -197,10 +197,20 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
     let (status, body) = b
         .post("nightly-bot", "/v1/audit/events", outcome(&id))
         .await;
+    // As everywhere in the API, another agent's request does not exist for it: the answer names
+    // neither the requester nor whether the request is there.
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        error_message(&body).contains(&format!("request {id} does not exist"))
+            && !error_message(&body).contains("deploy-bot"),
+        "{body}"
+    );
+    // A human may see it, and still does not report what ran.
+    let (status, body) = b.post("dana", "/v1/audit/events", outcome(&id)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(
         error_message(&body).contains(&format!(
-            "only the requester of request {id} (deploy-bot) reports its outcome, not nightly-bot"
+            "only the requester (deploy-bot) records the outcome of request {id}"
         )),
         "{body}"
     );
@@ -283,7 +293,7 @@ async fn an_outcome_is_reported_only_by_the_requester_once_its_action_may_have_r
         .await;
     assert_eq!(
         status,
-        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
         "still not nightly-bot's: {body}"
     );
     let recorded = outcomes_recorded(&b).await;

@@ -1,13 +1,14 @@
 //! The audit log over HTTP: read it, verify it, export it, and let enforcement points append what
 //! they decided locally. Nobody can change or delete an event through any of these.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use countersign_approval::Request;
 use countersign_audit::{
     AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
 };
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::input::{MAX_EXACT, inexact_number};
+use super::requests::visible;
 use super::{Body, Caller, Query, within};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
@@ -141,8 +143,8 @@ pub async fn append(
     }
     let at = now();
     let mut reported = Vec::with_capacity(body.events.len());
-    // Each request an outcome names is checked once per batch.
-    let mut checked: HashMap<RequestId, Result<(), ApiError>> = HashMap::new();
+    // Each request an outcome names is checked once per batch (a refusal ends the batch).
+    let mut allowed: HashSet<RequestId> = HashSet::new();
     for (i, event) in body.events.into_iter().enumerate() {
         if !REPORTABLE.contains(&event.kind.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -174,23 +176,20 @@ pub async fn append(
                 )));
             }
             ("action.outcome", Some(id)) => {
-                let verdict = match checked.get(&id) {
-                    Some(verdict) => verdict.clone(),
-                    None => {
-                        let verdict = match outcome_allowed(&state, &caller, id).await {
-                            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
-                            verdict => verdict,
-                        };
-                        checked.insert(id, verdict.clone());
-                        verdict
+                if !allowed.contains(&id) {
+                    // Another agent's request does not exist for this one, as everywhere.
+                    let checked = async {
+                        let request = visible(&state, &caller, id).await?;
+                        outcome_allowed(&state, &caller, &request).await
+                    };
+                    if let Err(why) = checked.await {
+                        return Err(ApiError::new(
+                            why.status,
+                            why.code,
+                            format!("events[{i}]: {}", why.message),
+                        ));
                     }
-                };
-                if let Err(why) = verdict {
-                    return Err(ApiError::new(
-                        why.status,
-                        why.code,
-                        format!("events[{i}]: {}", why.message),
-                    ));
+                    allowed.insert(id);
                 }
             }
             (kind, Some(id)) => {
@@ -257,28 +256,21 @@ pub async fn append(
     ))
 }
 
-/// Whether `caller` may report the outcome of request `id`: only its requester, and only once the
-/// approval was used (a grant consumed), since before that nothing ran. `Err` says why not: 404
-/// for a request that does not exist, 403 for another principal's, 409 `not_run` before its
-/// grant was consumed.
+/// Whether `caller` may report the outcome of `request`, one it can see (`visible`): only its
+/// requester, and only once the approval was used (a grant consumed), since before that nothing
+/// ran. `Err` says why not: 403 for a human reporting another principal's request, 409 `not_run`
+/// before its grant was consumed.
 pub(crate) async fn outcome_allowed(
     state: &State,
     caller: &Caller,
-    id: RequestId,
+    request: &Request,
 ) -> Result<(), ApiError> {
-    let Some(request) = state.store.get_request(id).await? else {
-        return Err(ApiError::not_found(format!("request {id} does not exist")));
-    };
-    let requester = &request.action.principal.id;
-    if requester != &caller.0.id {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_requester",
-            format!(
-                "only the requester of request {id} ({requester}) reports its outcome, not {}",
-                caller.0.id
-            ),
-        ));
+    let id = request.id;
+    if request.action.principal.id != caller.0.id {
+        return Err(ApiError::forbidden(format!(
+            "only the requester ({}) records the outcome of request {id}",
+            request.action.principal.id
+        )));
     }
     match state.store.grant_status(id, now()).await? {
         GrantStatus::Consumed => Ok(()),

@@ -26,7 +26,11 @@ use crate::state::{State, draft, new_grant_id, now};
 use crate::views::{GrantView, RequestView, view};
 
 /// Loads a request the caller may see: humans see every request, agents their own.
-async fn visible(state: &State, caller: &Caller, id: RequestId) -> Result<Request, ApiError> {
+pub(super) async fn visible(
+    state: &State,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<Request, ApiError> {
     let request = state
         .store
         .get_request(id)
@@ -437,13 +441,7 @@ pub async fn outcome(
 ) -> Result<Json<Value>, ApiError> {
     let exit_code = body.exit_code.as_ref().map(exit_status).transpose()?;
     let request = visible(&state, &caller, id).await?;
-    if request.action.principal.id != caller.0.id {
-        return Err(ApiError::forbidden(format!(
-            "only the requester ({}) records the outcome of request {id}",
-            request.action.principal.id
-        )));
-    }
-    super::audit::outcome_allowed(&state, &caller, id).await?;
+    super::audit::outcome_allowed(&state, &caller, &request).await?;
     let summary: String = body
         .summary
         .unwrap_or_default()
