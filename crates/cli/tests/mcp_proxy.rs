@@ -898,6 +898,20 @@ fn over_http_no_spelling_of_the_endpoint_walks_around_the_gate() {
     let (status, answer) = http_at(port, "POST", "/mcp", &routed, denied);
     assert_eq!(status, 200);
     assert!(answer.contains("Countersign denied this call"), "{answer}");
+    // Twice, the first agreeing with the body: a server reading the second (or both) would route
+    // a tool call the gate never saw, so it is refused.
+    let mut twice = with_session.to_vec();
+    twice.push(("Mcp-Method", "tools/list"));
+    twice.push(("Mcp-Method", "tools/call"));
+    let (status, answer) = http_at(
+        port,
+        "POST",
+        "/mcp",
+        &twice,
+        r#"{"jsonrpc":"2.0","id":12,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("send one Mcp-Method header"), "{answer}");
 }
 
 #[test]

@@ -861,31 +861,45 @@ fn session_key(headers: &HeaderMap, id: &RpcId) -> String {
     format!("{session}\u{0}{id}")
 }
 
+/// The value of header `name`, when there is exactly one: `None` when it is absent, `Some(None)`
+/// when it is repeated or not readable text. A server may read any of several values (the last,
+/// or all joined), so a header the gate compares must come once.
+fn sole_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Option<&'a str>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    Some(values.next().map_or(first.to_str().ok(), |_| None))
+}
+
 /// A `Mcp-Method` header (protocol 2026-07-28) that names another method than the body's (or
-/// comes with a batch, or a body without a method): refused, so a server routing by the header
-/// cannot take for a tool call what the gate read as something else.
+/// comes twice, with a batch, or with a body without a method): refused, so a server routing by
+/// the header cannot take for a tool call what the gate read as something else.
 fn method_header_mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Refusal> {
-    let header = headers.get("mcp-method")?;
+    let header = sole_header(headers, "mcp-method")?;
     let method = message::method_of(body);
-    (header.to_str().ok() != method.as_deref()).then(|| Refusal {
+    let message = match (header, method) {
+        (Some(header), Some(method)) if header == method => return None,
+        (None, _) => "send one Mcp-Method header, in plain text; Countersign refuses it repeated \
+                      or unreadable"
+            .to_owned(),
+        (Some(_), Some(method)) => format!(
+            "the Mcp-Method header does not name the method of the message (`{method}`); \
+             Countersign refuses the mismatch"
+        ),
+        (Some(_), None) => "an Mcp-Method header goes only with one request or notification, and \
+                            must name its method; Countersign refuses it here"
+            .to_owned(),
+    };
+    Some(Refusal {
         id: None,
         code: message::INVALID_REQUEST,
-        message: match method {
-            Some(method) => format!(
-                "the Mcp-Method header does not name the method of the message (`{method}`); \
-                 Countersign refuses the mismatch"
-            ),
-            None => "an Mcp-Method header goes only with one request or notification, and must \
-                     name its method; Countersign refuses it here"
-                .to_owned(),
-        },
+        message,
     })
 }
 
-/// A `Mcp-Name` header (protocol 2026-07-28) that names another tool than the body: refused, so
-/// a server routing by the header cannot run a tool other than the one checked.
+/// A `Mcp-Name` header (protocol 2026-07-28) that names another tool than the body (or comes
+/// twice): refused, so a server routing by the header cannot run a tool other than the one checked.
 fn name_header_mismatch(headers: &HeaderMap, call: &ToolCall) -> Option<Refusal> {
-    let value = headers.get("mcp-name")?.to_str().ok();
+    let value = sole_header(headers, "mcp-name")?;
     let named = value.and_then(|v| {
         match v
             .strip_prefix("=?base64?")
