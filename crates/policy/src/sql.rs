@@ -5,15 +5,20 @@
 //! Where a statement ends depends on how the server reads quotes and comments, and servers
 //! disagree: PostgreSQL keeps a backslash literal in '…' (unless `standard_conforming_strings`
 //! is off) and nests /* */ comments, MySQL treats a backslash as an escape and `#` as a comment.
-//! The text is cut every one of those ways and every statement of any reading is kept, so
-//! whichever server runs it, each of its statements is among those matched.
+//! SQLite, SQL Server and MySQL with `NO_BACKSLASH_ESCAPES` take no backslash escapes and end a
+//! comment at the first */. The text is cut every one of those ways and every statement of any
+//! reading is kept, so whichever server runs it, each of its statements is among those matched.
+
+use std::collections::BTreeSet;
 
 /// The statements of `sql` under every reading, normalized, without repeats or empty ones.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut seen = BTreeSet::new();
     let mut all = Vec::new();
-    for dialect in [Dialect::POSTGRES, Dialect::POSTGRES_LEGACY, Dialect::MYSQL] {
-        for statement in split(sql, dialect) {
-            if !statement.is_empty() && !all.contains(&statement) {
+    for dialect in Dialect::ALL {
+        for statement in split(&chars, dialect) {
+            if !statement.is_empty() && seen.insert(statement.clone()) {
                 all.push(statement);
             }
         }
@@ -63,11 +68,33 @@ impl Dialect {
         backticks: true,
         executable_comments: true,
     };
+    /// MySQL with `sql_mode = NO_BACKSLASH_ESCAPES`.
+    const MYSQL_NO_BACKSLASH: Dialect = Dialect {
+        backslash_escapes: false,
+        ..Dialect::MYSQL
+    };
+    /// SQL as the standard has it, and SQLite and SQL Server read it: no backslash escapes, `--`
+    /// always a comment, /* */ comments that do not nest.
+    const STANDARD: Dialect = Dialect {
+        backslash_escapes: false,
+        hash_comments: false,
+        dash_comment_needs_space: false,
+        nested_comments: false,
+        dollar_quotes: false,
+        backticks: false,
+        executable_comments: false,
+    };
+    const ALL: [Dialect; 5] = [
+        Dialect::POSTGRES,
+        Dialect::POSTGRES_LEGACY,
+        Dialect::MYSQL,
+        Dialect::MYSQL_NO_BACKSLASH,
+        Dialect::STANDARD,
+    ];
 }
 
 /// Cuts `sql` at every `;` outside quotes and comments; each comment becomes a space.
-fn split(sql: &str, dialect: Dialect) -> Vec<String> {
-    let chars: Vec<char> = sql.chars().collect();
+fn split(chars: &[char], dialect: Dialect) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
     let mut i = 0;

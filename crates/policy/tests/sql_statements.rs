@@ -55,8 +55,9 @@ fn each_statement_is_matched_on_its_own() {
         allowed("SELECT id FROM t WHERE note = 'a; b'"),
         allowed("SELECT 'it''s; fine'"),
         allowed(r#"SELECT "odd;name" FROM t"#),
-        // PostgreSQL's E'…' takes backslash escapes: the quote is escaped, the string goes on.
-        allowed(r"SELECT E'\'; DROP TABLE x; --'"),
+        // PostgreSQL's E'…' takes backslash escapes, so the string goes on there; to SQLite or
+        // SQL Server, E is a name and '\' a string, and then comes a DROP.
+        dropped(r"SELECT E'\'; DROP TABLE x; --'"),
         refused("SELECT 1; DELETE FROM customers"),
         refused("SELECT 1;DELETE FROM customers"),
         refused(""),
@@ -83,6 +84,11 @@ fn each_statement_is_matched_on_its_own() {
         dropped(r"SELECT 'a\'' # ; DROP TABLE customers"),
         // MySQL needs a space after --: `--1` is minus minus one.
         dropped("SELECT 1 --1; DROP TABLE customers"),
+        // One string to a server with backslash escapes, one unclosed nested comment to
+        // PostgreSQL; to SQLite, SQL Server or MySQL with NO_BACKSLASH_ESCAPES, a DROP.
+        dropped(r"SELECT '\' /* /* */ ; DROP TABLE customers; -- '"),
+        // MySQL with NO_BACKSLASH_ESCAPES: the string ends at the second quote, # comments on.
+        dropped(r"SELECT 'a\' # ' ; DROP TABLE customers"),
     ];
     for (outcome, rules, sql) in cases {
         assert_eq!(decide(&sql), (outcome, rules), "{sql:?}");
