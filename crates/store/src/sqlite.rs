@@ -92,7 +92,9 @@ impl SqliteStore {
     {
         let mut writer = self.writer.lock().await;
         let (conn, head) = writer.connection().await?;
-        match run(conn, head, self.checkpoint_key.as_ref(), work).await {
+        let ran = run(conn, head, self.checkpoint_key.as_ref(), work).await;
+        writer.finished();
+        match ran {
             Ok(Ran::Committed(value, events, head)) => {
                 writer.committed(head)?;
                 Ok((value, events))
@@ -636,6 +638,7 @@ impl Store for SqliteStore {
             return recent;
         }
         let outcome = SqliteStore::probe(&mut writer).await;
+        writer.finished();
         match &outcome {
             Ok(()) => {}
             Err(error) => writer.discard(error),

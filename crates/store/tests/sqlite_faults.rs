@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
+use std::future::Future as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -324,4 +325,45 @@ async fn a_replaced_database_stops_every_write() {
     std::fs::write(&path, b"").unwrap();
     let error = store.append_audit(vec![event("second")]).await.unwrap_err();
     assert!(error.to_string().contains("was replaced"), "{error}");
+}
+
+/// A write whose caller goes away midway (a client that hangs up, a timeout) is dropped wherever
+/// it stands: before its commit, during it, after it. The next write must still seal after the
+/// head as committed, so the log stays one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_midway_leaves_the_chain_whole() {
+    let scratch = Scratch::new();
+    let store = open(&scratch.database()).await;
+    store.append_audit(vec![event("first")]).await.unwrap();
+    for polls in 1..200 {
+        let mut write = Box::pin(store.append_audit(vec![event(&format!("abandoned {polls}"))]));
+        let mut finished = false;
+        for _ in 0..polls {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            if write.as_mut().poll(&mut cx).is_ready() {
+                finished = true;
+                break;
+            }
+            // Let SQLite's worker thread get on with what it was handed.
+            std::thread::yield_now();
+        }
+        drop(write);
+        if !finished {
+            store
+                .append_audit(vec![event(&format!("after {polls}"))])
+                .await
+                .unwrap();
+        }
+    }
+    let key = checkpoint_key();
+    drop(store);
+    let store = open(&scratch.database()).await;
+    let events = store.audit_after(0, 100_000).await.unwrap();
+    verify_with_checkpoints(
+        &events,
+        &store.checkpoints(0, u64::MAX).await.unwrap(),
+        &key.public_key(),
+    )
+    .unwrap();
 }

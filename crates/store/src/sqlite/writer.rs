@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use countersign_audit::ChainHead;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions as _, SqliteConnection};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 
 use crate::StoreError;
 
@@ -56,6 +56,10 @@ pub(super) struct Writer {
     last: Option<(Instant, Result<(), String>)>,
     /// SQLite's `max_page_count` for every writer connection (a test's full disk).
     max_pages: Option<u32>,
+    /// Set while a write runs on the connection. Still set when the next one comes, the write
+    /// before was dropped midway (its caller went away): its transaction may be open, or
+    /// committed after the head was read, so neither the connection nor the head is trusted.
+    busy: bool,
 }
 
 impl Writer {
@@ -83,16 +87,27 @@ impl Writer {
             lost: None,
             last: None,
             max_pages: None,
+            busy: false,
         })
     }
 
-    /// The connection to write on: the open one, or a new one after a failure. Refused once the
-    /// files were lost.
+    /// The connection to write on: the open one, or a new one after a failure or a write that
+    /// never finished. Refused once the files were lost. The caller says `finished` once its
+    /// write has run to its end, whatever the outcome.
     pub(super) async fn connection(
         &mut self,
     ) -> Result<(&mut SqliteConnection, Option<ChainHead>), StoreError> {
         if let Some(lost) = &self.lost {
             return Err(StoreError::Unavailable(lost.clone()));
+        }
+        if std::mem::replace(&mut self.busy, true) {
+            // Closed, not just dropped: SQLite's worker runs what the abandoned write handed it
+            // (its commit, or the rollback of its transaction) before it closes, so the new
+            // connection reads the head after all of it.
+            if let Some(conn) = self.conn.take() {
+                let _ = conn.close().await;
+            }
+            self.wal = None;
         }
         if self.conn.is_none() {
             self.check_files()?;
@@ -112,6 +127,11 @@ impl Writer {
             Some(conn) => Ok((conn, self.head)),
             None => Err(StoreError::Unavailable("the database is not open".into())),
         }
+    }
+
+    /// The write that took the connection ran to its end (committed, rolled back or failed).
+    pub(super) fn finished(&mut self) {
+        self.busy = false;
     }
 
     /// Records a failed write: the connection is dropped (its transaction state cannot be
