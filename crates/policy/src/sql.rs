@@ -114,32 +114,32 @@ fn split(chars: &[char], dialect: Dialect) -> Vec<String> {
                         && i > 0
                         && matches!(chars[i - 1], 'e' | 'E')
                         && !chars.get(i.wrapping_sub(2)).is_some_and(|p| is_word(*p)));
-                i = copy_quoted(&chars, i, c, escapes, &mut current);
+                i = copy_quoted(chars, i, c, escapes, &mut current);
             }
-            '`' if dialect.backticks => i = copy_quoted(&chars, i, '`', false, &mut current),
+            '`' if dialect.backticks => i = copy_quoted(chars, i, '`', false, &mut current),
             '-' if next == Some('-')
                 && (!dialect.dash_comment_needs_space
                     || chars.get(i + 2).is_none_or(|c| c.is_whitespace())) =>
             {
-                i = skip_line(&chars, i);
+                i = skip_line(chars, i);
                 current.push(' ');
             }
             '#' if dialect.hash_comments => {
-                i = skip_line(&chars, i);
+                i = skip_line(chars, i);
                 current.push(' ');
             }
-            '/' if next == Some('*') && dialect.executable_comments && executable(&chars, i) => {
+            '/' if next == Some('*') && dialect.executable_comments && executable(chars, i) => {
                 // What follows is read as SQL; its closing `*/` stays in the text.
                 current.push(' ');
                 i += if chars.get(i + 2) == Some(&'!') { 3 } else { 4 };
             }
             '/' if next == Some('*') => {
-                i = skip_block_comment(&chars, i, dialect.nested_comments);
+                i = skip_block_comment(chars, i, dialect.nested_comments);
                 current.push(' ');
             }
             '$' if dialect.dollar_quotes && !(i > 0 && is_word(chars[i - 1])) => {
-                match dollar_tag(&chars, i) {
-                    Some(tag) => i = copy_dollar_quoted(&chars, i, &tag, &mut current),
+                match dollar_tag(chars, i) {
+                    Some(tag) => i = copy_dollar_quoted(chars, i, &tag, &mut current),
                     None => {
                         current.push(c);
                         i += 1;
