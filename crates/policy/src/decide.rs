@@ -3,7 +3,6 @@
 
 use cel::Context;
 use countersign_model::Action;
-use countersign_model::action::shell_join;
 
 use crate::compile::{DEFAULT_APPROVAL_TTL, Matchers, Policy, Rule};
 use crate::condition::context_for;
@@ -27,13 +26,6 @@ impl Facts<'_> {
             .get_or_insert_with(|| action.sql().map(statements))
             .as_deref()
     }
-}
-
-/// The command line that `match.command` patterns see: the program by its file name, then the
-/// arguments, quoted as a shell would need them.
-pub fn command_line(argv: &[&str]) -> String {
-    let program = argv[0].rsplit('/').next().unwrap_or(argv[0]);
-    shell_join(std::iter::once(program).chain(argv[1..].iter().copied()))
 }
 
 impl Matchers {

@@ -23,7 +23,6 @@ pub use compile::{
     DEFAULT_APPROVAL_TTL, DEFAULT_TIMEOUT, MAX_APPROVAL_TTL, NotifyTarget, Policy, PolicyError,
     PolicyErrors, PolicyTest, Rule, normalize_sql,
 };
-pub use decide::command_line;
 pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
 pub use program::TRUSTED_DIRECTORIES;
 pub use source::PolicySource;
