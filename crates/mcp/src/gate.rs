@@ -332,10 +332,7 @@ fn tool_name_problem(tool: &str) -> Option<String> {
 
 /// The tool error a model reads when the policy refuses its call.
 fn denial(tool: &str, decision: &Decision) -> String {
-    let by = match decision.rules.as_slice() {
-        [] => "the policy's default".to_owned(),
-        rules => format!("the policy (rule {})", rules.join(", ")),
-    };
+    let by = countersign_policy::decided_by_policy(&decision.rules);
     format!(
         "Countersign denied this call to `{tool}`; it was not run. Denied by {by}: {} Do not \
          retry it unchanged; if it is needed, ask a person to change the policy.",

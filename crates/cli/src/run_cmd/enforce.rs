@@ -110,10 +110,7 @@ impl Enforcer<'_> {
                 reason: format!("{}; {note}", mismatch(gated.request.digest, digest)),
             };
         }
-        let rules = match gated.rules.as_slice() {
-            [] => "the policy's default".to_owned(),
-            rules => format!("rule {}", rules.join(", ")),
-        };
+        let rules = countersign_policy::deciding_rules(&gated.rules);
         self.status.note(&format!(
             "{} needs approval ({rules}); request {id}: {}",
             self.command_line(),
