@@ -17,7 +17,6 @@ pub mod message;
 pub mod naming;
 pub mod oauth;
 pub mod route;
-pub mod spool;
 pub mod sse;
 pub mod stdio;
 pub mod upstream;
@@ -29,9 +28,9 @@ use countersign_client::Client;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use countersign_enforce::spool::{self, Shipper, Spool, SpoolError};
 pub use gate::{Gate, GateConfig, StartError};
 pub use reqwest::Url;
-pub use spool::{Shipper, Spool, SpoolError};
 
 /// The proxy's background work: shipping the audit spool and keeping the policy fresh.
 #[derive(Debug)]
