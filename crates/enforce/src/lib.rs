@@ -34,16 +34,18 @@
 //! 5. Map every [`Ending`] to the protocol's answer: only `Allowed` and `Approved` run; word a
 //!    digest mismatch with [`mismatch`].
 //! 6. Once an approved action ran, [`outcome::record`] how it went.
-//! 7. Start [`Shipper`] and [`Gate::keep_policy_fresh`] in the background, and at a clean exit
-//!    [`Shipper::finish`] within a time limit.
+//! 7. Start the [`Background`] work (the spool's [`Shipper`], [`Gate::keep_policy_fresh`]) once the
+//!    gate is connected, and [`Background::finish`] it at a clean exit within a time limit.
 //! 8. Tests: an offline gate ([`Gate::offline`]) with a policy in hand, and a scripted broker for
 //!    the hold.
 
+pub mod background;
 pub mod gate;
 pub mod hold;
 pub mod outcome;
 pub mod spool;
 
+pub use background::Background;
 pub use gate::{Check, ConnectError, Gate, GateConfig, Refusal};
 pub use hold::{EXPIRY_GRACE, Ending, Front, Hold, MAX_BACKOFF, Pace, Step, Withdrawal, mismatch};
 pub use spool::{Shipper, Sink, SinkError, Spool, SpoolError};

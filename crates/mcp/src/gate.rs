@@ -80,7 +80,7 @@ pub enum Check {
 /// The shared local gate, with what makes a tool call an action: the server's name.
 #[derive(Debug)]
 pub struct Gate {
-    local: local::Gate,
+    local: Arc<local::Gate>,
     server: String,
 }
 
@@ -112,7 +112,10 @@ impl Gate {
 
     fn checked(local: local::Gate, server: String) -> Result<Gate, StartError> {
         // What every call shares is checked once here; `check` checks what varies.
-        let gate = Gate { local, server };
+        let gate = Gate {
+            local: Arc::new(local),
+            server,
+        };
         let sample = gate.local.action(
             KIND,
             gate.resource("tool"),
@@ -123,7 +126,7 @@ impl Gate {
     }
 
     /// The gate every enforcement point shares, which this one wraps.
-    pub fn local(&self) -> &local::Gate {
+    pub fn local(&self) -> &Arc<local::Gate> {
         &self.local
     }
 
@@ -195,11 +198,6 @@ impl Gate {
     /// Asks the poller to fetch the policy now: the broker decided otherwise than the local copy.
     pub fn policy_may_have_changed(&self) {
         self.local.policy_may_have_changed();
-    }
-
-    /// Keeps the local policy equal to the broker's (see the shared gate).
-    pub async fn keep_policy_fresh(&self) {
-        self.local.keep_policy_fresh().await;
     }
 }
 
