@@ -1,7 +1,8 @@
-//! A call that needs approval: open the request with the broker, hold the call while reviewers
-//! decide (telling the client how it stands), and let it go ahead only with the request's grant
-//! consumed. Whatever goes wrong on the way, the call is not forwarded (fail closed), and the
-//! model is told why in words it can act on.
+//! A call that needs approval, as MCP sees it: the shared hold (`countersign_enforce::hold`) opens
+//! the request, waits and consumes the grant; this module tells the client how it stands
+//! (progress notifications), lets `notifications/cancelled` withdraw the call, and words how it
+//! ended. Whatever goes wrong on the way, the call is not forwarded (fail closed), and the model
+//! is told why in words it can act on.
 
 use std::future::Future;
 use std::time::Duration;

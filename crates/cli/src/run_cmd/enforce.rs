@@ -1,11 +1,13 @@
-//! The conversation with the broker for one command: evaluate, wait for a decision (riding out
-//! outages, withdrawing the request on Ctrl-C, SIGTERM or `--wait`), use the grant, run, record.
+//! One command's way through Countersign, as `countersign run` shows it: the shared hold
+//! (`countersign_enforce::hold`) evaluates, waits for a decision (riding out outages,
+//! withdrawing the request on Ctrl-C, SIGTERM or `--wait`) and uses the grant; this module shows
+//! each step on stderr, words how it ended, runs the command and records how it went.
 
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use countersign_client::{ApprovalRequired, Client, ClientError, RequestView};
+use countersign_client::{ActionRequest, ApprovalRequired, Client, ClientError, RequestView};
 use countersign_enforce::hold::{self, Ending, Front, Hold, Pace, Step, Withdrawal};
 use countersign_enforce::outcome::{self, Report};
 use countersign_model::action::shell_join;
@@ -24,7 +26,7 @@ const REVIEW_POLL: Duration = Duration::from_secs(2);
 /// One command's way through Countersign.
 pub(super) struct Enforcer<'a> {
     pub client: &'a Client,
-    pub action: &'a countersign_client::ActionRequest,
+    pub action: &'a ActionRequest,
     /// The program resolved once, and named in the action: what runs.
     pub program: &'a Path,
     pub argv: &'a [String],
