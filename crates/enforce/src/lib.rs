@@ -26,8 +26,8 @@
 //!    configuration ([`GateConfig::labels`]), never from the agent. Refuse what cannot become an
 //!    action, and say why.
 //! 3. Decide it with [`Gate::check`]: `Allow` runs at once (its event is spooled), `Deny` and
-//!    `Refuse` are answered in the protocol's own words (who decided: [`countersign_policy::decided_by_policy`]),
-//!    `Approval` goes to [`Hold::run`].
+//!    `Refuse` are answered in the protocol's own words (who decided:
+//!    [`countersign_policy::decided_by_policy`]), `Approval` goes to [`Hold::run`].
 //! 4. Implement [`Front`]: `stopped` resolves on the protocol's cancellation (a signal, a
 //!    cancel message, a closed connection), the other hooks show progress; [`Front::proceed`] is
 //!    the last chance to back out before the grant is consumed.
