@@ -65,11 +65,7 @@ impl Request {
             Outcome::Allow => Ok(()),
             Outcome::Deny => Err(Lapse::DeniedNow {
                 request,
-                rules: match decision.rules.as_slice() {
-                    [] => "the policy's default".to_owned(),
-                    [rule] => format!("rule {rule}"),
-                    rules => format!("rules {}", rules.join(", ")),
-                },
+                rules: countersign_policy::deciding_rules(&decision.rules),
                 explanation: decision.explanation.clone(),
             }),
             Outcome::RequireApproval => {

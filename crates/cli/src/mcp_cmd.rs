@@ -173,7 +173,7 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
         gate.principal().describe(),
         gate.client().server()
     );
-    let background = Background::start(&gate);
+    let background = Background::start(gate.local());
     let code = match upstream {
         Upstream::Command(command) => {
             let withheld = countersign_variables(std::env::vars_os().map(|(name, _)| name));

@@ -185,10 +185,7 @@ impl Outcome {
                 format!("cannot run the command: {}", child::start_error(error))
             }
             Outcome::PolicyDenied { rules, explanation } => {
-                let by = match rules.as_slice() {
-                    [] => "the policy's default".to_owned(),
-                    rules => format!("the policy (rule {})", rules.join(", ")),
-                };
+                let by = countersign_policy::decided_by_policy(rules);
                 format!(
                     "denied by {by}; the command did not run. {}",
                     clean(explanation)
@@ -218,7 +215,8 @@ impl Outcome {
 #[derive(Debug)]
 pub enum Step<'a> {
     Wait,
-    Run(&'a GrantView),
+    // The shared hold uses the grant itself; the tests read it here.
+    Run(#[cfg_attr(not(test), allow(dead_code))] &'a GrantView),
     Stop(Outcome),
 }
 

@@ -1,18 +1,19 @@
-//! A call that needs approval: open the request with the broker, hold the call while reviewers
-//! decide (telling the client how it stands), and let it go ahead only with the request's grant
-//! consumed. Whatever goes wrong on the way, the call is not forwarded (fail closed), and the
-//! model is told why in words it can act on.
+//! A call that needs approval, as MCP sees it: the shared hold (`countersign_enforce::hold`) opens
+//! the request, waits and consumes the grant; this module tells the client how it stands
+//! (progress notifications), lets `notifications/cancelled` withdraw the call, and words how it
+//! ended. Whatever goes wrong on the way, the call is not forwarded (fail closed), and the model
+//! is told why in words it can act on.
 
+use std::future::Future;
 use std::time::Duration;
 
 use countersign_client::{
-    ActionRequest, ClientError, EvaluateResponse, OutcomeStatus, ReportedEvent, ReportedEventType,
-    RequestState, RequestView,
+    ActionRequest, ApprovalRequired, ClientError, OutcomeStatus, RequestState, RequestView,
 };
-use countersign_model::{Digest, RequestId};
-use serde_json::json;
+use countersign_enforce::hold::{self, Ending, Front, Pace, Step};
+use countersign_enforce::outcome::{self, Report};
+use countersign_model::RequestId;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::gate::Gate;
 use crate::held::HeldCalls;
@@ -20,9 +21,6 @@ use crate::message::Answer;
 
 /// How long each wait for a decision lasts; a progress notification follows each.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long after expiry to keep asking before concluding the request expired.
-const EXPIRY_GRACE: Duration = Duration::from_secs(30);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// How a held call ends.
 #[derive(Debug, PartialEq)]
@@ -47,149 +45,148 @@ pub struct Hold<'a> {
     pub key: &'a str,
 }
 
+/// What the shared hold tells an MCP client, and how the client stops it.
+struct Caller<'a> {
+    /// Fires when the client withdraws the call; `None` once it did.
+    withdrawn: Option<oneshot::Receiver<()>>,
+    progress: &'a mut (dyn FnMut(&str) + Send),
+    held: &'a HeldCalls,
+    key: &'a str,
+    tool: &'a str,
+}
+
+impl Front for Caller<'_> {
+    type Stop = ();
+
+    fn stopped(&mut self) -> impl Future<Output = ()> + Send {
+        let withdrawn = &mut self.withdrawn;
+        async move {
+            match withdrawn {
+                // A dropped sender withdraws the call too (the connection went away).
+                Some(rx) => {
+                    let _ = rx.await;
+                    *withdrawn = None;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn opened(&mut self, gated: &ApprovalRequired, link: &str, _left: Duration) {
+        tracing::info!(
+            "`{}` needs approval; request {}: {link}",
+            self.tool,
+            gated.request.id
+        );
+        (self.progress)(&format!(
+            "Countersign is holding this call until it is approved: {} ({link})",
+            gated.request.summary
+        ));
+    }
+
+    fn pending(&mut self, view: &RequestView, _left: Duration) {
+        (self.progress)(&format!(
+            "Countersign is still holding this call: {}",
+            view.summary
+        ));
+    }
+
+    fn unreachable(&mut self, error: &ClientError, _first: bool) {
+        (self.progress)(&format!(
+            "Countersign cannot reach its broker ({error}); still holding this call"
+        ));
+    }
+
+    fn proceed(&mut self) -> bool {
+        self.held.start_forwarding(self.key)
+    }
+}
+
 impl Hold<'_> {
     /// Runs the call's approval to its end. `progress` is told, in a sentence, how the request
     /// stands: when it opens, on every heartbeat, and when it is approved.
     pub async fn run(
         &self,
-        mut withdrawn: oneshot::Receiver<()>,
+        withdrawn: oneshot::Receiver<()>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Held {
-        let digest = match self.action.digest() {
-            Ok(digest) => digest,
-            Err(e) => return self.refused(&format!("it cannot be checked: {e}")),
+        let mut caller = Caller {
+            withdrawn: Some(withdrawn),
+            progress,
+            held: self.held,
+            key: self.key,
+            tool: self.tool,
         };
-        let client = self.gate.client();
-        let call = client.evaluate(self.action, None);
-        tokio::pin!(call);
-        let answer = tokio::select! {
-            answer = &mut call => answer,
-            _ = &mut withdrawn => {
-                // The broker may open a request all the same: withdraw it once it says so.
-                if let Ok(Ok(EvaluateResponse::RequireApproval(gated))) =
-                    tokio::time::timeout(Duration::from_secs(5), call).await
-                {
-                    let _ = client.cancel(gated.request.id).await;
-                }
-                return Held::Withdrawn;
-            }
+        let hold = hold::Hold {
+            client: self.gate.client(),
+            action: self.action,
+            pace: Pace {
+                poll: HEARTBEAT,
+                first_backoff: Duration::from_millis(500),
+                give_up: None,
+            },
         };
-        let gated = match answer {
-            Err(e) => return self.fail_closed("the broker could not be asked for approval", &e),
-            Ok(answer) if answer.digest() != digest => {
-                return self.refused(&mismatch(answer.digest(), digest));
-            }
-            Ok(EvaluateResponse::Allow(_)) => {
+        let ending = hold.run(&mut caller).await;
+        self.answer(ending)
+    }
+
+    /// What the model is told of how the hold ended.
+    fn answer(&self, ending: Ending<()>) -> Held {
+        match ending {
+            Ending::Allowed => {
                 // The broker's policy allows what the local copy gated: it changed.
                 self.gate.policy_may_have_changed();
-                return self.forward(None);
+                Held::Forward { request: None }
             }
-            Ok(EvaluateResponse::Deny(denied)) => {
+            Ending::Approved(view) => Held::Forward {
+                request: Some(view.id),
+            },
+            Ending::Denied(denied) => {
                 self.gate.policy_may_have_changed();
-                return Held::Refused(format!(
+                Held::Refused(format!(
                     "Countersign denied this call to `{}`; it was not run. Denied by the policy: {} \
                      Do not retry it unchanged.",
                     self.tool, denied.explanation
-                ));
+                ))
             }
-            Ok(EvaluateResponse::RequireApproval(gated)) => gated,
-        };
-        let view = *gated.request;
-        let id = view.id;
-        tracing::info!(
-            "`{}` needs approval; request {id}: {}",
-            self.tool,
-            client.request_link(id)
-        );
-        progress(&format!(
-            "Countersign is holding this call until it is approved: {} ({})",
-            view.summary,
-            client.request_link(id)
-        ));
-        let decided = match self.wait(view, &mut withdrawn, progress).await {
-            Ok(view) => view,
-            Err(held) => return held,
-        };
-        self.use_approval(&decided, digest).await
-    }
-
-    /// Waits until the request is decided, riding out a broker that is briefly unreachable.
-    async fn wait(
-        &self,
-        mut view: RequestView,
-        withdrawn: &mut oneshot::Receiver<()>,
-        progress: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<RequestView, Held> {
-        let client = self.gate.client();
-        let id = view.id;
-        let expires = Instant::now() + view.created_at.until(view.expires_at);
-        let mut backoff = Duration::from_millis(500);
-        let mut outage: Option<ClientError> = None;
-        while view.state.is_pending() {
-            if Instant::now() >= expires + EXPIRY_GRACE {
-                let why = match &outage {
-                    Some(e) => format!("the broker could not be reached while waiting ({e})"),
-                    None => format!("nobody approved it in time (request {id} expired)"),
-                };
-                return Err(self.withdraw_and_refuse(id, &why).await);
-            }
-            let answer = tokio::select! {
-                answer = client.wait(id, HEARTBEAT) => answer,
-                _ = &mut *withdrawn => {
-                    let _ = client.cancel(id).await;
-                    return Err(Held::Withdrawn);
+            Ending::Decided(view) => self.decided(&view),
+            Ending::Invalid(e) => self.refused(&format!("it cannot be checked: {e}")),
+            Ending::Failed { step, error, .. } => match step {
+                Step::Evaluate => {
+                    self.fail_closed("the broker could not be asked for approval", &error)
                 }
-            };
-            match answer {
-                Ok(next) => {
-                    outage = None;
-                    backoff = Duration::from_millis(500);
-                    view = next;
-                    if view.state.is_pending() {
-                        progress(&format!(
-                            "Countersign is still holding this call: {}",
-                            view.summary
-                        ));
-                    }
-                }
-                Err(e) if e.is_unavailable() => {
-                    progress(&format!(
-                        "Countersign cannot reach its broker ({e}); still holding this call"
-                    ));
-                    outage = Some(e);
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        _ = &mut *withdrawn => {
-                            let _ = client.cancel(id).await;
-                            return Err(Held::Withdrawn);
-                        }
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                Err(e) => {
-                    let _ = client.cancel(id).await;
-                    return Err(self.fail_closed("the broker failed while the call waited", &e));
-                }
-            }
-        }
-        Ok(view)
-    }
-
-    /// Consumes the grant of an approved request: the last step before forwarding.
-    async fn use_approval(&self, view: &RequestView, digest: Digest) -> Held {
-        let id = view.id;
-        let grant = match view.state {
-            RequestState::Approved => match &view.grant {
-                Some(grant) => grant,
-                None => {
-                    // The summary says why (an approval that expired, a policy that now denies).
-                    return self.refused(&format!(
-                        "request {id} was approved, but the broker sent no grant with it (only the \
-                         requester receives one); the broker says: {}",
-                        view.summary
-                    ));
-                }
+                Step::Wait => self.fail_closed("the broker failed while the call waited", &error),
+                Step::Consume(id) => self.refused(&format!(
+                    "the approval of request {id} could not be used: {error}"
+                )),
             },
+            Ending::Mismatch { theirs, ours, .. } => {
+                self.refused(&hold::mismatch(theirs, ours, "this call"))
+            }
+            Ending::TimedOut { view, outage, .. } => self.refused(&match outage {
+                Some(e) => format!("the broker could not be reached while waiting ({e})"),
+                None => format!("nobody approved it in time (request {} expired)", view.id),
+            }),
+            Ending::GrantUnconfirmed { request, named } => self.refused(&format!(
+                "the broker did not confirm that the approval of request {request} was used (it \
+                 names request {named})"
+            )),
+            Ending::Stopped { .. } | Ending::BackedOut => Held::Withdrawn,
+        }
+    }
+
+    /// A request decided without a grant to use.
+    fn decided(&self, view: &RequestView) -> Held {
+        let id = view.id;
+        match view.state {
+            RequestState::Approved => {
+                // The summary says why (an approval that expired, a policy that now denies).
+                self.refused(&format!(
+                    "request {id} was approved, but the broker sent no grant with it (only the \
+                     requester receives one); the broker says: {}",
+                    view.summary
+                ))
+            }
             RequestState::Denied => {
                 let by = match (view.decided_by.as_deref(), view.denial()) {
                     (Some(by), Some(review)) => match review.comment.as_deref() {
@@ -199,68 +196,32 @@ impl Hold<'_> {
                     (Some(by), None) => by.to_owned(),
                     (None, _) => view.summary.clone(),
                 };
-                return Held::Refused(format!(
+                Held::Refused(format!(
                     "Countersign: a reviewer refused this call to `{}`, so it was not run: denied \
                      by {by} (request {id}). Do not retry it unchanged.",
                     self.tool
-                ));
+                ))
             }
-            RequestState::Expired => {
-                return Held::Refused(format!(
-                    "Countersign: nobody approved this call to `{}` in time; request {id} expired \
-                     at {} and the call was not run. Ask the person you work for before trying \
-                     again.",
-                    self.tool, view.expires_at
-                ));
-            }
+            RequestState::Expired => Held::Refused(format!(
+                "Countersign: nobody approved this call to `{}` in time; request {id} expired \
+                 at {} and the call was not run. Ask the person you work for before trying \
+                 again.",
+                self.tool, view.expires_at
+            )),
             RequestState::Cancelled => {
                 let by = view
                     .decided_by
                     .as_deref()
                     .map(|by| format!(" by {by}"))
                     .unwrap_or_default();
-                return Held::Refused(format!(
+                Held::Refused(format!(
                     "Countersign: request {id} for this call to `{}` was cancelled{by}; the call \
                      was not run.",
                     self.tool
-                ));
+                ))
             }
-            RequestState::Pending => {
-                return self.refused(&format!("request {id} is still pending"));
-            }
-        };
-        if view.digest != digest {
-            return self.refused(&mismatch(view.digest, digest));
+            RequestState::Pending => self.refused(&format!("request {id} is still pending")),
         }
-        if !self.held.start_forwarding(self.key) {
-            return Held::Withdrawn;
-        }
-        match self.gate.client().consume_grant(&grant.token, digest).await {
-            Ok(consumed) if consumed.consumed && consumed.request == id => {
-                Held::Forward { request: Some(id) }
-            }
-            Ok(consumed) => self.refused(&format!(
-                "the broker did not confirm that the approval of request {id} was used (it names \
-                 request {})",
-                consumed.request
-            )),
-            Err(e) => self.refused(&format!(
-                "the approval of request {id} could not be used: {e}"
-            )),
-        }
-    }
-
-    fn forward(&self, request: Option<RequestId>) -> Held {
-        if self.held.start_forwarding(self.key) {
-            Held::Forward { request }
-        } else {
-            Held::Withdrawn
-        }
-    }
-
-    async fn withdraw_and_refuse(&self, id: RequestId, why: &str) -> Held {
-        let _ = self.gate.client().cancel(id).await;
-        self.refused(why)
     }
 
     fn fail_closed(&self, what: &str, error: &ClientError) -> Held {
@@ -274,13 +235,6 @@ impl Hold<'_> {
             self.tool
         ))
     }
-}
-
-fn mismatch(theirs: Digest, ours: Digest) -> String {
-    format!(
-        "the broker's answer is about a different action (digest {theirs}) than this call \
-         (digest {ours})"
-    )
 }
 
 /// Records how an approved call went: on the request, or in the spool if the broker cannot
@@ -300,21 +254,13 @@ pub async fn record_outcome(gate: &Gate, request: RequestId, tool: &str, answer:
             format!("the server answered error {code}: {}", short(message)),
         ),
     };
-    let Err(e) = gate
-        .client()
-        .record_outcome(request, status, None, Some(&summary))
-        .await
-    else {
-        return;
+    let report = Report {
+        request,
+        status,
+        exit_code: None,
+        summary: &summary,
     };
-    tracing::warn!("the outcome of request {request} goes to the spool: {e}");
-    let event = ReportedEvent {
-        kind: ReportedEventType::ActionOutcome,
-        request_id: Some(request),
-        data: json!({"status": status, "summary": summary}),
-        explanation: format!("The action of request {request} {status}."),
-    };
-    if let Err(e) = gate.spool().append(event) {
+    if let Err(e) = outcome::record(gate.client(), Some(gate.spool()), report).await {
         tracing::error!("the outcome of request {request} was not recorded: {e}");
     }
 }

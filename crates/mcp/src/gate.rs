@@ -1,23 +1,26 @@
-//! The gate: turns a `tools/call` into an action and decides it locally with the broker's
-//! policy, so that an allowed call costs microseconds. Allowed and denied calls are recorded in
-//! the spool; calls that need approval go to the broker (see `approval`).
+//! The MCP side of the gate: turns a `tools/call` into an action (kind `mcp.tool_call`, resource
+//! `mcp:NAME/TOOL`, details = the arguments) for the shared local gate (`countersign_enforce`),
+//! and words its verdicts as the tool errors a model reads. Calls that need approval go to the
+//! broker (see `approval`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use countersign_client::{ActionRequest, Client, ReportedEventType};
-use countersign_model::{Action, Chain, Digest, Timestamp};
-use countersign_policy::{Decision, Outcome, Policy};
-use serde::Serialize;
-use tokio::sync::Notify;
+use countersign_client::{ActionRequest, Client};
+use countersign_enforce::gate::{self as local, ConnectError, Refusal};
+use countersign_model::{Action, Chain};
+use countersign_policy::{Decision, Policy};
+
+use countersign_enforce::Spool;
 
 use crate::message::ToolCall;
-use crate::spool::Spool;
 
 /// The action kind of a tool call.
 pub const KIND: &str = "mcp.tool_call";
+
+/// Who enforced a decision, as its audit event names it.
+const ENFORCED_BY: &str = "countersign mcp";
 
 /// What the proxy knows about where it stands, given by the binary.
 #[derive(Debug, Clone)]
@@ -51,11 +54,14 @@ pub enum StartError {
     Action(countersign_model::ActionError),
 }
 
-/// The policy in force here, and its hash.
-#[derive(Debug)]
-struct Local {
-    policy: Policy,
-    hash: Digest,
+impl From<ConnectError> for StartError {
+    fn from(e: ConnectError) -> StartError {
+        match e {
+            ConnectError::Whoami(e) => StartError::Whoami(e),
+            ConnectError::Policy(e) => StartError::Policy(e),
+            ConnectError::Compile(e) => StartError::Compile(e),
+        }
+    }
 }
 
 /// What to do with one tool call.
@@ -71,18 +77,11 @@ pub enum Check {
     Refuse(String),
 }
 
+/// The shared local gate, with what makes a tool call an action: the server's name.
 #[derive(Debug)]
 pub struct Gate {
-    config: GateConfig,
-    principal: Chain,
-    client: Client,
-    spool: Arc<Spool>,
-    local: RwLock<Arc<Local>>,
-    refresh: Notify,
-    /// When the gate was made, and when the broker last confirmed the policy in force
-    /// (milliseconds after `started`).
-    started: Instant,
-    confirmed: AtomicU64,
+    local: Arc<local::Gate>,
+    server: String,
 }
 
 impl Gate {
@@ -92,16 +91,9 @@ impl Gate {
         client: Client,
         spool: Arc<Spool>,
     ) -> Result<Gate, StartError> {
-        let me = client.whoami().await.map_err(StartError::Whoami)?;
-        let view = client.policy().await.map_err(StartError::Policy)?;
-        let policy = Policy::parse(&view.text).map_err(|e| StartError::Compile(e.to_string()))?;
-        let principal = Chain {
-            id: me.id,
-            kind: me.kind,
-            on_behalf_of: me.acts_for,
-            started_by: me.started_by,
-        };
-        Gate::offline(config, principal, policy, client, spool)
+        let (server, config) = split(config);
+        let local = local::Gate::connect(config, client, spool).await?;
+        Gate::checked(local, server)
     }
 
     /// A gate with a policy in hand, for tools and tests: nothing is asked of the broker until a
@@ -113,209 +105,114 @@ impl Gate {
         client: Client,
         spool: Arc<Spool>,
     ) -> Result<Gate, StartError> {
+        let (server, config) = split(config);
+        let local = local::Gate::offline(config, principal, policy, client, spool);
+        Gate::checked(local, server)
+    }
+
+    fn checked(local: local::Gate, server: String) -> Result<Gate, StartError> {
         // What every call shares is checked once here; `check` checks what varies.
-        Action {
-            kind: KIND.to_owned(),
-            resource: format!("mcp:{}/tool", config.server),
-            labels: config.labels.clone(),
-            details: serde_json::Value::Object(serde_json::Map::new()),
-            principal: principal.clone(),
-            justification: None,
-        }
-        .validate()
-        .map_err(StartError::Action)?;
-        let hash = policy.hash();
-        Ok(Gate {
-            config,
-            principal,
-            client,
-            spool,
-            local: RwLock::new(Arc::new(Local { policy, hash })),
-            refresh: Notify::new(),
-            started: Instant::now(),
-            confirmed: AtomicU64::new(0),
-        })
+        let gate = Gate {
+            local: Arc::new(local),
+            server,
+        };
+        let sample = gate.local.action(
+            KIND,
+            gate.resource("tool"),
+            serde_json::Value::Object(serde_json::Map::new()),
+        );
+        sample.validate().map_err(StartError::Action)?;
+        Ok(gate)
+    }
+
+    /// The gate every enforcement point shares, which this one wraps.
+    pub fn local(&self) -> &Arc<local::Gate> {
+        &self.local
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.local.client()
     }
 
     pub fn spool(&self) -> &Arc<Spool> {
-        &self.spool
+        self.local.spool()
     }
 
     pub fn server(&self) -> &str {
-        &self.config.server
+        &self.server
     }
 
     pub fn principal(&self) -> &Chain {
-        &self.principal
+        self.local.principal()
     }
 
     /// `mcp:NAME/TOOL`.
     pub fn resource(&self, tool: &str) -> String {
-        format!("mcp:{}/{tool}", self.config.server)
-    }
-
-    fn local(&self) -> Arc<Local> {
-        Arc::clone(&self.local.read().unwrap_or_else(|e| e.into_inner()))
+        format!("mcp:{}/{tool}", self.server)
     }
 
     /// Decides a tool call with the local copy of the policy.
     pub fn check(&self, call: &ToolCall) -> Check {
-        let action = Action {
-            kind: KIND.to_owned(),
-            resource: self.resource(&call.name),
-            labels: self.config.labels.clone(),
-            details: call.arguments.clone(),
-            principal: self.principal.clone(),
-            justification: None,
-        };
         // Kind, labels and principal were checked when the gate was made, and the details are an
         // object: the tool's name is what is left to check, and the digest checks the arguments.
-        let checked = match tool_name_problem(&call.name) {
-            Some(problem) => Err(problem),
-            None => action.digest().map_err(|e| e.to_string()),
-        };
-        let digest = match checked {
-            Ok(digest) => digest,
-            Err(e) => {
-                return Check::Refuse(format!(
-                    "Countersign cannot check this call to `{}`, so it was not run: {e}",
+        if let Some(problem) = tool_name_problem(&call.name) {
+            return Check::Refuse(unchecked(&call.name, &problem));
+        }
+        let action: Action =
+            self.local
+                .action(KIND, self.resource(&call.name), call.arguments.clone());
+        match self.local.check(action) {
+            local::Check::Allow => Check::Allow,
+            local::Check::Deny(decision) => Check::Deny(denial(&call.name, &decision)),
+            local::Check::Approval(request) => Check::Approval(request),
+            local::Check::Refuse(Refusal::Invalid(e)) => {
+                Check::Refuse(unchecked(&call.name, &e.to_string()))
+            }
+            local::Check::Refuse(Refusal::Stale { age, max_age }) => {
+                let text = format!(
+                    "Countersign did not run this call to `{}`: its broker at {} has not confirmed \
+                     the policy for {}s (at most {}s are allowed), so no call can be checked; calls \
+                     run again once the broker answers",
+                    call.name,
+                    self.client().server(),
+                    age.as_secs(),
+                    max_age.as_secs()
+                );
+                // Nothing ran and the broker is out of reach: the proxy's log is where operators
+                // learn why the model's calls fail.
+                tracing::warn!("{text}");
+                Check::Refuse(text)
+            }
+            local::Check::Refuse(Refusal::Unrecorded(e)) => {
+                let text = format!(
+                    "Countersign cannot record this call to `{}` in its audit spool, so it was not \
+                     run: {e}",
                     call.name
-                ));
+                );
+                tracing::error!("{text}");
+                Check::Refuse(text)
             }
-        };
-        if let Some(age) = self.stale() {
-            let text = format!(
-                "Countersign did not run this call to `{}`: its broker at {} has not confirmed \
-                 the policy for {}s (at most {}s are allowed), so no call can be checked; calls \
-                 run again once the broker answers",
-                call.name,
-                self.client.server(),
-                age.as_secs(),
-                self.config.policy_max_age.as_secs()
-            );
-            // Nothing ran and the broker is out of reach: the proxy's log is where operators
-            // learn why the model's calls fail.
-            tracing::warn!("{text}");
-            return Check::Refuse(text);
         }
-        let local = self.local();
-        let decision = local.policy.decide(&action);
-        let recorded = match decision.outcome {
-            Outcome::RequireApproval => {
-                let mut request = ActionRequest::new(action.kind, action.resource);
-                request.labels = action.labels;
-                request.details = action.details;
-                return Check::Approval(Box::new(request));
-            }
-            Outcome::Allow => ReportedEventType::ActionAllowed,
-            Outcome::Deny => ReportedEventType::ActionDenied,
-        };
-        let event = Decided {
-            kind: recorded,
-            data: DecidedData {
-                event_id: self.spool.event_id(),
-                digest,
-                rules: &decision.rules,
-                policy: local.hash,
-                action: &action,
-                decided_at: now(),
-                enforced_by: "countersign mcp",
-            },
-            explanation: &decision.explanation,
-        };
-        if let Err(e) = self.spool.append_serialized(&event) {
-            let text = format!(
-                "Countersign cannot record this call to `{}` in its audit spool, so it was not \
-                 run: {e}",
-                call.name
-            );
-            tracing::error!("{text}");
-            return Check::Refuse(text);
-        }
-        match decision.outcome {
-            Outcome::Allow => Check::Allow,
-            _ => Check::Deny(denial(&call.name, &decision)),
-        }
-    }
-
-    /// How long since the broker last confirmed the policy, when that is too long.
-    fn stale(&self) -> Option<Duration> {
-        let confirmed = Duration::from_millis(self.confirmed.load(Ordering::Relaxed));
-        let age = self.started.elapsed().saturating_sub(confirmed);
-        (age >= self.config.policy_max_age).then_some(age)
-    }
-
-    fn confirm(&self) {
-        let millis = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.confirmed.store(millis, Ordering::Relaxed);
     }
 
     /// Asks the poller to fetch the policy now: the broker decided otherwise than the local copy.
     pub fn policy_may_have_changed(&self) {
-        self.refresh.notify_one();
-    }
-
-    /// Keeps the local policy equal to the broker's: polls every `policy_refresh`, and at once
-    /// when asked. While the broker cannot be reached the last policy stays in force, for at
-    /// most `policy_max_age` after the broker last confirmed it.
-    pub async fn keep_policy_fresh(&self) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.config.policy_refresh) => {}
-                () = self.refresh.notified() => {}
-            }
-            let view = match self.client.policy().await {
-                Ok(view) => view,
-                Err(e) => {
-                    tracing::debug!("cannot refresh the policy: {e}");
-                    continue;
-                }
-            };
-            if view.hash == self.local().hash {
-                self.confirm();
-                continue;
-            }
-            match Policy::parse(&view.text) {
-                Ok(policy) => {
-                    *self.local.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Local {
-                        policy,
-                        hash: view.hash,
-                    });
-                    self.confirm();
-                    tracing::info!("the broker's policy changed; now enforcing {}", view.hash);
-                }
-                Err(e) => tracing::error!(
-                    "the broker's new policy {} cannot be compiled here, the previous one stays \
-                     in force: {e}",
-                    view.hash
-                ),
-            }
-        }
+        self.local.policy_may_have_changed();
     }
 }
 
-/// An `action.allowed` or `action.denied` event as the spool keeps it (a `ReportedEvent`).
-#[derive(Serialize)]
-struct Decided<'a> {
-    #[serde(rename = "type")]
-    kind: ReportedEventType,
-    data: DecidedData<'a>,
-    explanation: &'a str,
+fn split(config: GateConfig) -> (String, local::GateConfig) {
+    let shared = local::GateConfig {
+        labels: config.labels,
+        policy_refresh: config.policy_refresh,
+        policy_max_age: config.policy_max_age,
+        enforced_by: ENFORCED_BY,
+    };
+    (config.server, shared)
 }
 
-#[derive(Serialize)]
-struct DecidedData<'a> {
-    event_id: String,
-    digest: Digest,
-    rules: &'a [String],
-    policy: Digest,
-    action: &'a Action,
-    decided_at: Timestamp,
-    enforced_by: &'static str,
+fn unchecked(tool: &str, problem: &str) -> String {
+    format!("Countersign cannot check this call to `{tool}`, so it was not run: {problem}")
 }
 
 /// Why a tool name cannot be part of a resource (`mcp:NAME/TOOL` holds at most 1,024
@@ -332,20 +229,10 @@ fn tool_name_problem(tool: &str) -> Option<String> {
 
 /// The tool error a model reads when the policy refuses its call.
 fn denial(tool: &str, decision: &Decision) -> String {
-    let by = match decision.rules.as_slice() {
-        [] => "the policy's default".to_owned(),
-        rules => format!("the policy (rule {})", rules.join(", ")),
-    };
+    let by = countersign_policy::decided_by_policy(&decision.rules);
     format!(
         "Countersign denied this call to `{tool}`; it was not run. Denied by {by}: {} Do not \
          retry it unchanged; if it is needed, ask a person to change the policy.",
         decision.explanation
     )
-}
-
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_millis(millis)
 }

@@ -48,6 +48,24 @@ impl FromStr for Outcome {
     }
 }
 
+/// The rules behind a decision in words: "the policy's default" (no rule matched), "rule X",
+/// "rules X, Y". Every message that names who decided says it this way.
+pub fn deciding_rules(rules: &[String]) -> String {
+    match rules {
+        [] => "the policy's default".to_owned(),
+        [rule] => format!("rule {rule}"),
+        rules => format!("rules {}", rules.join(", ")),
+    }
+}
+
+/// Who decided, for a denial: "the policy's default", or "the policy (rule X)".
+pub fn decided_by_policy(rules: &[String]) -> String {
+    match rules {
+        [] => deciding_rules(rules),
+        rules => format!("the policy ({})", deciding_rules(rules)),
+    }
+}
+
 /// One approval rule's demand on a request. A request is approved when every requirement is met.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,7 +23,10 @@ pub use compile::{
     DEFAULT_APPROVAL_TTL, DEFAULT_TIMEOUT, MAX_APPROVAL_TTL, NotifyTarget, Policy, PolicyError,
     PolicyErrors, PolicyTest, Rule, normalize_sql,
 };
-pub use decision::{ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome};
+pub use decision::{
+    ConditionFailure, Decision, Outcome, Requirement, UnknownOutcome, decided_by_policy,
+    deciding_rules,
+};
 pub use program::TRUSTED_DIRECTORIES;
 pub use source::PolicySource;
 pub use testing::TestReport;

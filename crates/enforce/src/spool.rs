@@ -1,12 +1,12 @@
-//! The audit spool: every event the proxy decides locally (an allowed or denied call, an outcome
-//! the broker could not take) is appended to a file before the call goes on, and shipped to the
-//! broker in batches from there. While the broker is unreachable the events wait in the file;
-//! they are shipped, in order, when it answers again, by this proxy or by the next one to start
-//! on the same spool directory.
+//! The audit spool: every event an enforcement point decides locally (an allowed or denied
+//! action, an outcome the broker could not take) is appended to a file before the action goes on,
+//! and shipped to the broker in batches from there. While the broker is unreachable the events
+//! wait in the file; they are shipped, in order, when it answers again, by this process or by the
+//! next one to start on the same spool directory.
 //!
 //! The guarantee:
-//! - *Nothing is lost when the proxy crashes*: an event is written to the spool file (one
-//!   `write`, in the operating system's cache) before its call is forwarded, and the file is
+//! - *Nothing is lost when the process crashes*: an event is written to the spool file (one
+//!   `write`, in the operating system's cache) before its action goes on, and the file is
 //!   fsync'd before each batch is shipped (every 200 ms) and whenever the broker is unreachable. A
 //!   power loss can lose only events written since the last fsync (a fraction of a second, while
 //!   the broker answers).
@@ -15,11 +15,12 @@
 //!   fsync ships one batch again, and every event carries an `event_id` in its data, which the
 //!   broker remembers: the events of a batch sent again are not appended twice.
 //!
-//! Layout: each running proxy appends to its own segment `events-<time>-<pid>-<random>.jsonl`,
+//! Layout: each running process appends to its own segment `events-<time>-<pid>-<random>.jsonl`,
 //! locked (`flock`) while it runs (created as `.events-….creating` and renamed once locked, so
-//! that no segment is ever seen unlocked by a proxy starting at the same moment);
+//! that no segment is ever seen unlocked by a process starting at the same moment);
 //! `<segment>.cursor` lists the offsets shipped. A segment nobody holds a lock on belongs to a
-//! proxy that stopped: the next proxy adopts it, ships the rest, and deletes it. Events the broker refuses as malformed go to `rejected.jsonl`, never dropped.
+//! process that stopped: the next one adopts it, ships the rest, and deletes it. Events the broker
+//! refuses as malformed go to `rejected.jsonl`, never dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;

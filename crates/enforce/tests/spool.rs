@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use countersign_client::{ReportedEvent, ReportedEventType};
-use countersign_mcp::spool::{Shipped, Shipper, Sink, SinkError, Spool};
+use countersign_enforce::spool::{Shipped, Shipper, Sink, SinkError, Spool};
 use serde_json::json;
 use serde_json::value::RawValue;
 
