@@ -29,7 +29,7 @@ fn only_shell_exec_is_its_command_line_and_only_sql_statement_its_sql() {
     );
     assert_eq!(
         summary(&shell),
-        Summary::Command(vec!["pg_dump", "customers"])
+        Summary::Command(vec!["pg_dump", "customers"].into())
     );
     assert_eq!(summary(&shell).line(), "pg_dump customers");
 
