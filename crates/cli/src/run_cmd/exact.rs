@@ -382,3 +382,6 @@ fn script_of(program: &str, argv: &[String], cwd: &Path) -> io::Result<Option<(S
 pub fn environment() -> Vec<(OsString, OsString)> {
     std::env::vars_os().collect()
 }
+
+#[cfg(test)]
+mod tests;
