@@ -8,7 +8,7 @@
 //! environment variables (`LD_PRELOAD` runs code in any program; `PATH` finds a script's
 //! commands), the SHA-256 of the program's file and of the script an interpreter is given. They
 //! follow the command as a shell comment, which no argument can forge (an argument's `#` is
-//! always quoted): `deploy.sh prod # env LD_PRELOAD=/tmp/x.so PATH=/usr/bin; program sha256:…`.
+//! always quoted): `deploy.sh prod # program sha256:…; env LD_PRELOAD=/tmp/x.so PATH=/usr/bin`.
 
 use std::ops::Deref;
 
@@ -113,12 +113,19 @@ impl<'a> CommandLine<'a> {
     }
 
     /// The command line as a shell would split it; then, if the action says more about how it
-    /// runs, that after `#`: `env NAME=VALUE …; program sha256:…; script PATH sha256:…`.
+    /// runs, that after `#`: `program sha256:…; script PATH sha256:…; env NAME=VALUE …` (the
+    /// environment last, being the longest).
     /// Everything the agent wrote is quoted as the command line is.
     pub fn line(&self) -> String {
         let quote = |text: &str| shell_join([text]);
         let mut line = shell_join(self.argv.iter().copied());
         let mut more = Vec::new();
+        if let Some(hash) = self.program_sha256 {
+            more.push(format!("program sha256:{}", quote(hash)));
+        }
+        if let Some((path, hash)) = self.script {
+            more.push(format!("script {} sha256:{}", quote(path), quote(hash)));
+        }
         if !self.env.is_empty() {
             let mut env: Vec<String> = self
                 .env
@@ -127,12 +134,6 @@ impl<'a> CommandLine<'a> {
                 .collect();
             env.sort();
             more.push(format!("env {}", env.join(" ")));
-        }
-        if let Some(hash) = self.program_sha256 {
-            more.push(format!("program sha256:{}", quote(hash)));
-        }
-        if let Some((path, hash)) = self.script {
-            more.push(format!("script {} sha256:{}", quote(path), quote(hash)));
         }
         if !more.is_empty() {
             line.push_str(" # ");

@@ -61,8 +61,8 @@ fn a_command_shows_the_environment_and_the_hashes_that_decide_what_runs() {
     assert_eq!(
         summary(&shell).line(),
         format!(
-            "sh deploy.sh # env LD_PRELOAD='/tmp/my lib.so' PATH=/usr/bin:/bin; program \
-             sha256:{hash}; script /srv/deploy.sh sha256:{hash}"
+            "sh deploy.sh # program sha256:{hash}; script /srv/deploy.sh sha256:{hash}; env \
+             LD_PRELOAD='/tmp/my lib.so' PATH=/usr/bin:/bin"
         )
     );
     // An argument cannot pass for what follows the command: its `#` is quoted.
