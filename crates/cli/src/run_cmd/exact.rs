@@ -294,11 +294,9 @@ fn captured(
     extra: &[String],
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut patterns = Vec::new();
-    for pattern in BUILT_IN_ENV
-        .iter()
-        .copied()
-        .chain(extra.iter().map(String::as_str))
-    {
+    // `COUNTERSIGN_RUN_ENV=""` or `A*, B` mean what they say: nothing more, or A* and B.
+    let extra = extra.iter().map(|p| p.trim()).filter(|p| !p.is_empty());
+    for pattern in BUILT_IN_ENV.iter().copied().chain(extra) {
         match Glob::new(pattern) {
             Ok(glob) => patterns.push(glob),
             Err(e) => bail!("--env-vars: {e}"),

@@ -111,7 +111,7 @@ fn the_program_hash_and_the_variables_that_change_what_runs_are_in_the_action() 
     );
     // --env-vars adds patterns to the built-in list.
     let added = action(
-        &["--env-vars", "MYAPP_*,NOPE", "--", "tool"],
+        &["--env-vars", "MYAPP_*, ,NOPE", "--", "tool"],
         &tool,
         &dir,
         &targets,
@@ -137,10 +137,15 @@ fn a_variable_that_cannot_be_shown_is_a_usage_error() {
         &argv(&["sh"]),
         Path::new("/"),
         Vec::new(),
-        &["".into()],
+        &["ENDS\\".into()],
     )
     .unwrap_err();
-    assert!(error.to_string().starts_with("--env-vars: "), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("--env-vars: pattern 'ENDS\\' ends with a lone"),
+        "{error}"
+    );
 }
 
 /// The script `args` gives a program named like `program`'s file, run in `dir`, if any.
