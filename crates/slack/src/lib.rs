@@ -7,6 +7,7 @@
 //! This crate talks to Slack and the broker; it reads no file and no environment: the binary
 //! passes the settings and the secrets.
 
+pub mod address;
 mod directory;
 mod interactions;
 mod notifier;

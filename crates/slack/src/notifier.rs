@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use countersign_approval::{Request, State};
 use countersign_audit::EventDraft;
-use countersign_broker::{Broker, now};
+use countersign_broker::{Broker, Delivery, RequestFilter, now};
 use countersign_model::RequestId;
-use countersign_store::{PostedMessage, RequestFilter};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -76,17 +75,16 @@ impl Notifier {
 
     /// Every pending request, and every request whose message does not show its end yet.
     async fn resync(self: &Arc<Self>) {
-        let store = self.broker.store();
         let filter = RequestFilter {
             state: Some("pending".into()),
             limit: 500,
             ..Default::default()
         };
-        match store.list_requests(&filter).await {
+        match self.broker.requests(&filter).await {
             Ok(pending) => pending.iter().for_each(|r| self.touch(r.id)),
             Err(error) => tracing::error!(%error, "cannot list pending requests for Slack"),
         }
-        match store.unsettled_messages(SERVICE).await {
+        match self.broker.unsettled_deliveries(SERVICE).await {
             Ok(ids) => ids.into_iter().for_each(|id| self.touch(id)),
             Err(error) => tracing::error!(%error, "cannot list Slack messages to update"),
         }
@@ -150,7 +148,7 @@ impl Notifier {
             })
             .collect();
         let outcome = if matches!(request.state, State::Approved { .. }) {
-            match self.broker.store().audit_for_request(request.id).await {
+            match self.broker.audit_of(request.id).await {
                 Ok(events) => events
                     .iter()
                     .rev()
@@ -177,8 +175,10 @@ impl Notifier {
 
     /// Brings every message of one request up to date.
     async fn sync(&self, id: RequestId) {
-        let store = self.broker.store();
-        let (request, posted) = match (store.get_request(id).await, store.messages(id).await) {
+        let (request, posted) = match (
+            self.broker.request(id).await,
+            self.broker.deliveries(id).await,
+        ) {
             (Ok(Some(request)), Ok(posted)) => (request, posted),
             (Ok(None), _) => return,
             (Err(error), _) | (_, Err(error)) => {
@@ -198,19 +198,27 @@ impl Notifier {
         let blocks = render::blocks(&request, &context);
         let text = render::fallback_text(&request);
         for target in self.targets(&request) {
-            let existing = posted.iter().find(|m| m.target == target);
+            let existing = posted
+                .iter()
+                .find(|m| m.channel == SERVICE && m.address == target);
             let result = match existing {
                 Some(message) if message.settled => continue,
                 Some(message) => {
-                    let body = json!({ "channel": message.channel, "ts": message.ts, "text": text, "blocks": blocks });
+                    let Some((channel, ts)) = message.reference.split_once(' ') else {
+                        tracing::error!(%id, reference = %message.reference, "a Slack message's recorded place is not a channel and a ts");
+                        continue;
+                    };
+                    let body =
+                        json!({ "channel": channel, "ts": ts, "text": text, "blocks": blocks });
                     match self.api.call("chat.update", &body).await {
                         Ok(_) => {
                             if settled {
-                                let done = PostedMessage {
+                                let done = Delivery {
                                     settled: true,
                                     ..message.clone()
                                 };
-                                if let Err(error) = store.save_message(&done, vec![]).await {
+                                if let Err(error) = self.broker.record_delivery(&done, vec![]).await
+                                {
                                     tracing::warn!(%error, %id, "cannot mark a Slack message settled");
                                 }
                             }
@@ -245,12 +253,11 @@ impl Notifier {
         let (Some(channel), Some(ts)) = (answer["channel"].as_str(), answer["ts"].as_str()) else {
             return Err("Slack's answer to chat.postMessage has no channel and ts".into());
         };
-        let message = PostedMessage {
+        let message = Delivery {
             request: request.id,
-            service: SERVICE.into(),
-            target: target.to_owned(),
-            channel: channel.to_owned(),
-            ts: ts.to_owned(),
+            channel: SERVICE.into(),
+            address: target.to_owned(),
+            reference: format!("{channel} {ts}"),
             settled: false,
         };
         let event = EventDraft::new(
@@ -265,10 +272,8 @@ impl Notifier {
         .with_request_id(request.id)
         .with_data(json!({ "service": SERVICE, "target": target, "channel": channel, "ts": ts }));
         self.broker
-            .store()
-            .save_message(&message, vec![event])
+            .record_delivery(&message, vec![event])
             .await
-            .map(|_| ())
             .map_err(|e| format!("posted, but cannot record where: {e}"))
     }
 

@@ -139,7 +139,7 @@ async fn a_request_is_posted_reviewed_from_slack_and_its_message_kept_true() {
     while !w
         .broker
         .store
-        .messages(id.parse().unwrap())
+        .deliveries(id.parse().unwrap())
         .await
         .unwrap()
         .iter()

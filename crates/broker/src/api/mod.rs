@@ -10,7 +10,7 @@ mod system;
 pub use audit::AuditVerification;
 pub(crate) use audit::verify_log;
 pub use input::{Body, PathId, Query, within};
-pub(crate) use requests::submit_review;
+pub(crate) use requests::{cancel_request, submit_review};
 
 use std::sync::Arc;
 
