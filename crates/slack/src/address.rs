@@ -1,8 +1,10 @@
-//! What a Slack address is: `#channel-name` or a channel id (`C0123ABCD`). The policy reads a
-//! `notify` target as `service:address` only; Slack checks its own addresses, in the policy and
-//! in `slack.channel`, when the broker starts.
+//! What Slack's addresses and identities look like: a channel is `#channel-name` or a channel id
+//! (`C0123ABCD`), a user an id like `U0123ABCDE`. The policy reads a `notify` target as
+//! `service:address` only, and the configuration a principal's `identities.slack` as text; Slack
+//! checks its own (the policy's targets through `countersign_channel::targets`, `slack.channel`,
+//! the principals' Slack ids) when the broker starts.
 
-use countersign_policy::{NotifyTarget, Policy};
+use countersign_policy::NotifyTarget;
 
 /// The service name a policy's `notify` targets use for Slack.
 pub const SERVICE: &str = "slack";
@@ -41,17 +43,18 @@ pub fn check(address: &str) -> Result<(), String> {
     }
 }
 
-/// Every Slack target of the policy's rules that is not a Slack channel, each naming its rule.
-pub fn check_policy(policy: &Policy) -> Vec<String> {
-    policy
-        .rules()
-        .iter()
-        .flat_map(|rule| {
-            rule.notify
-                .iter()
-                .filter(|t| t.service == SERVICE)
-                .filter_map(|t| check(&t.address).err())
-                .map(|message| format!("rule '{}': {message}", rule.id))
-        })
-        .collect()
+/// Checks a principal's Slack user id (`identities.slack`); the error says where to find it.
+pub fn check_user(principal: &str, user: &str) -> Result<(), String> {
+    let valid = user.len() >= 9
+        && user.starts_with(['U', 'W'])
+        && user
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "principal '{principal}': identities.slack '{user}' is not a Slack user id (like U0123ABCDE: open the person's Slack profile, ⋮ → Copy member ID)"
+        ))
+    }
 }

@@ -180,13 +180,14 @@ async fn ask_reason(shared: Arc<Shared>, id: RequestId, trigger: String, channel
 async fn apply(shared: Arc<Shared>, click: Click) {
     let Some(principal) = shared.directory.principal(&shared.api, &click.user).await else {
         let reason = format!(
-            "Countersign does not know your Slack account ({}), so your {} was not recorded. Ask an administrator to add slack_user = \"{}\" to your principal, or to give it the email of your Slack profile.",
+            "Countersign does not know your Slack account ({}), so your {} was not recorded. Ask an administrator to add identities = {{ slack = \"{}\" }} to your principal (slack_user = \"{}\" in older configurations), or to give it the email of your Slack profile.",
             click.user,
             if click.verdict == Verdict::Approve {
                 "approval"
             } else {
                 "denial"
             },
+            click.user,
             click.user
         );
         let event = EventDraft::new(

@@ -26,7 +26,7 @@ pub use settings::{Secrets, Settings};
 pub use web_api::{SlackApi, SlackError};
 
 use crate::directory::Directory;
-use crate::notifier::Notifier;
+use crate::notifier::SlackChannel;
 use crate::signature::ReplayGuard;
 
 /// What the interaction endpoint shares.
@@ -51,10 +51,14 @@ impl Slack {
     /// tokio runtime.
     pub fn start(broker: Broker, settings: Settings, secrets: Secrets) -> Result<Slack, String> {
         let api = SlackApi::new(&settings, &secrets.bot_token)?;
-        let notifier = Arc::new(Notifier::new(
+        for (principal, user) in
+            countersign_channel::directory::identities(&broker, address::SERVICE)
+        {
+            address::check_user(principal, user)?;
+        }
+        let notifier = Arc::new(countersign_channel::Notifier::new(
             broker.clone(),
-            api.clone(),
-            settings.channel.clone(),
+            SlackChannel::new(api.clone(), settings.channel.clone()),
         ));
         tokio::spawn(notifier.run());
         let shared = Arc::new(Shared {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 use countersign_policy::Policy;
-use countersign_slack::address::{check, check_policy};
+use countersign_slack::address::{SERVICE, check, check_user};
 
 const POLICY: &str = r##"version = 1
 default = "deny"
@@ -22,9 +22,10 @@ approvers = { groups = ["dba"] }
 fn a_policy_naming_a_slack_address_that_is_no_channel_is_refused_with_the_rule() {
     let policy = Policy::parse(POLICY).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        check_policy(&policy),
+        countersign_channel::targets::check(&policy, &[(SERVICE, check)]),
         [
-            "rule 'export': notify target 'slack:#DBA Approvals' is not a Slack channel: write it as slack:#channel-name or slack:C0123ABCD (a Slack channel id) (names are lowercase letters, digits, '-', '_' and '.')"
+            "rule 'export': notify target 'slack:#DBA Approvals' is not a Slack channel: write it as slack:#channel-name or slack:C0123ABCD (a Slack channel id) (names are lowercase letters, digits, '-', '_' and '.')",
+            "rule 'export': notify target 'teams:DBA Approvals' names the service 'teams', which no channel of Countersign provides; write slack:ADDRESS, or remove the target from the rule",
         ]
     );
 }
@@ -44,4 +45,13 @@ fn channel_names_and_ids_are_slack_addresses() {
     ] {
         assert!(check(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn slack_identities_are_user_ids() {
+    assert_eq!(check_user("dana", "U0DANA0001"), Ok(()));
+    assert_eq!(
+        check_user("dana", "dana"),
+        Err("principal 'dana': identities.slack 'dana' is not a Slack user id (like U0123ABCDE: open the person's Slack profile, ⋮ → Copy member ID)".into())
+    );
 }
