@@ -32,7 +32,7 @@ pub use changes::Change;
 pub use config::{Config, ConfigError, ListenerLimits, Principal};
 pub use countersign_store::{Delivery, RequestFilter};
 pub use error::ApiError;
-pub use service::ReviewInput;
+pub use service::{ReviewInput, Submitted};
 pub use state::{PolicyLoader, now};
 
 use crate::audit_batch::AuditBatcher;

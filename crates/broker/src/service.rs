@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use countersign_approval::{Authentication, Channel, Request, Verdict};
 use countersign_audit::{AuditEvent, ChainHead, EventDraft};
-use countersign_model::RequestId;
+use countersign_model::{Action, Digest, RequestId};
+use countersign_policy::Decision;
 use countersign_store::{Delivery, RequestFilter};
 
 use crate::api::{self, AuditVerification, Caller};
@@ -17,6 +18,15 @@ use crate::changes::Change;
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::{Broker, State};
+
+/// What became of a submitted action: the decision, the digest an approval binds to, and the
+/// request it opened when the policy requires approval.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub decision: Decision,
+    pub digest: Digest,
+    pub request: Option<Request>,
+}
 
 /// One review, from whichever channel it came: who, what, and how the channel knows who.
 #[derive(Debug, Clone)]
@@ -35,6 +45,12 @@ pub struct ReviewInput {
 impl Broker {
     fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Decides an action (its requester named in its chain) through the same path as
+    /// `POST /v1/actions`: allowed and denied actions are audited, gated ones open a request.
+    pub async fn submit(&self, action: Action) -> Result<Submitted, ApiError> {
+        api::submit_action(self.state(), action).await
     }
 
     /// Reviews a request through the same path as the API: agents are refused, the comment is

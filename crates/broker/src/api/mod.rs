@@ -7,6 +7,7 @@ mod input;
 mod requests;
 mod system;
 
+pub(crate) use actions::submit_action;
 pub use audit::AuditVerification;
 pub(crate) use audit::verify_log;
 pub use input::{Body, PathId, Query, within};
