@@ -143,3 +143,30 @@ fn serve_refuses_a_policy_that_fails_its_own_tests() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reloaded policy meets the channels' checks as at start-up: a target naming a service no
+/// channel provides is refused, naming the rule, and the old policy stays in force.
+#[test]
+fn policy_reload_refuses_a_notify_target_no_channel_provides() {
+    let server = start_server_with("policy-reload-notify", POLICY, &admin(), &[]);
+    let unannounceable = POLICY.replace("slack:#sre", "email:sre@example.com");
+    assert_ne!(unannounceable, POLICY);
+    std::fs::write(server.dir.join("policy.toml"), &unannounceable).unwrap();
+    let out = server.run("ops-admin", &["policy", "reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the old one stays in force")
+            && stderr.contains(
+                "notify target 'email:sre@example.com' names the service 'email', which no channel of Countersign provides"
+            ),
+        "{stderr}"
+    );
+    assert_eq!(
+        server
+            .run("deploy-bot", &["run", "--", "echo", "hi"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
