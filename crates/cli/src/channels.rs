@@ -34,6 +34,23 @@ pub fn check_targets(policy: &Policy) -> Vec<String> {
     )
 }
 
+/// The policy's `notify` targets whose channel this configuration does not turn on, each a
+/// sentence naming the rule: their requests are announced only where a channel runs.
+pub fn unannounced(config: &Config, policy: &Policy) -> Vec<String> {
+    policy
+        .rules()
+        .iter()
+        .flat_map(|rule| rule.notify.iter().map(move |target| (rule, target)))
+        .filter(|(_, target)| !config.channels.contains_key(&target.service))
+        .map(|(rule, target)| {
+            format!(
+                "rule '{}' notifies {target}, but the configuration has no [{}] table, so its requests are not announced there",
+                rule.id, target.service
+            )
+        })
+        .collect()
+}
+
 /// Starts the channels the configuration has a table for; returns their routes.
 pub fn start(broker: &Broker, config: &Config) -> anyhow::Result<axum::Router> {
     let mut router = axum::Router::new();

@@ -157,6 +157,9 @@ pub async fn serve(config: Config, init: bool) -> anyhow::Result<ExitCode> {
         Ok(text)
     });
     let broker = Broker::start(&config, policy, loader, Arc::clone(&store), key).await?;
+    for unannounced in crate::channels::unannounced(&config, &broker.policy()) {
+        eprintln!("countersign: {unannounced}");
+    }
     let router = broker
         .router()
         .merge(crate::channels::start(&broker, &config)?);
