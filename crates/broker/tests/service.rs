@@ -114,7 +114,7 @@ async fn deliveries_are_recorded_and_listed_through_the_broker() {
     broker.record_delivery(&delivery, vec![]).await.unwrap();
     assert_eq!(
         broker.deliveries(request.id).await.unwrap(),
-        [delivery.clone()]
+        std::slice::from_ref(&delivery)
     );
     assert_eq!(
         broker.unsettled_deliveries("teams").await.unwrap(),
