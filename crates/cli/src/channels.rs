@@ -14,7 +14,7 @@ pub fn check_tables(config: &Config) -> Result<(), String> {
         .channels
         .keys()
         .filter(|name| !TABLES.contains(&name.as_str()))
-        .map(|name| format!("[{name}] is not a table Countersign reads; the channels' tables are [slack] and [web]"))
+        .map(|name| format!("[{name}] is not a table Countersign reads: besides [listener] and [[principals]], the tables are the channels' [slack] and [web]"))
         .collect();
     if unknown.is_empty() {
         Ok(())
