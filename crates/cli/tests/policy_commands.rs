@@ -191,3 +191,26 @@ fn explain_refuses_a_malformed_action_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read the policy file does/not/exist.toml"));
 }
+
+#[test]
+fn check_refuses_a_notify_target_no_channel_can_announce_to() {
+    let bad = scratch(
+        "bad-notify.toml",
+        "version = 1\ndefault = \"deny\"\n\n[[rules]]\nid = \"export\"\nnotify = [\"slack:#DBA Approvals\", \"email:dba@example.com\"]\ndecision = \"require_approval\"\nreason = \"r\"\nmatch.kind = \"a.b\"\napprovers = { groups = [\"dba\"] }\n",
+    );
+    let out = countersign(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(": rule 'export': notify target 'slack:#DBA Approvals' is not a Slack channel: write it as slack:#channel-name or slack:C0123ABCD"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(": rule 'export': notify target 'email:dba@example.com' names the service 'email', which no channel of Countersign provides; write slack:ADDRESS, or remove the target from the rule"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 problem(s); the policy was not loaded"),
+        "{stderr}"
+    );
+}

@@ -138,8 +138,8 @@ async fn a_request_is_posted_reviewed_from_slack_and_its_message_kept_true() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !w
         .broker
-        .store
-        .messages(id.parse().unwrap())
+        .broker
+        .deliveries(id.parse().unwrap())
         .await
         .unwrap()
         .iter()

@@ -103,3 +103,78 @@ async fn an_unwritable_location_is_reported_as_unavailable() {
         "{error}"
     );
 }
+
+/// A database written before deliveries were generic keeps where its Slack messages are: each
+/// row of the old `messages` table becomes a delivery, its channel id and `ts` the reference.
+#[tokio::test]
+async fn slack_messages_of_an_older_database_carry_over_as_deliveries() {
+    use sqlx::ConnectOptions as _;
+
+    let scratch = Scratch::new();
+    let path = scratch.database();
+    let every = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    let before = sqlx::migrate::Migrator::with_migrations(
+        every.iter().filter(|m| m.version < 7).cloned().collect(),
+    );
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    before.run(&mut conn).await.unwrap();
+    let r = request(1, "deploy-bot", 0);
+    sqlx::query("INSERT INTO requests (id, state, requester, created_at, expires_at, body) VALUES (?, 'pending', 'deploy-bot', 0, 1, ?)")
+        .bind(r.id.to_string())
+        .bind(serde_json::to_string(&r).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (target, channel, settled) in [
+        ("#dba-approvals", "C0DBA", true),
+        ("#approvals", "C0ALL", false),
+    ] {
+        sqlx::query("INSERT INTO messages (request_id, service, target, channel, ts, settled) VALUES (?, 'slack', ?, ?, '1700000000.000100', ?)")
+            .bind(r.id.to_string())
+            .bind(target)
+            .bind(channel)
+            .bind(settled)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&path, Some(checkpoint_key()))
+        .await
+        .unwrap();
+    let delivered = store.deliveries(r.id).await.unwrap();
+    let seen: Vec<(&str, &str, &str, bool)> = delivered
+        .iter()
+        .map(|d| {
+            (
+                d.channel.as_str(),
+                d.address.as_str(),
+                d.reference.as_str(),
+                d.settled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("slack", "#approvals", "C0ALL 1700000000.000100", false),
+            ("slack", "#dba-approvals", "C0DBA 1700000000.000100", true),
+        ]
+    );
+    assert_eq!(
+        store.unsettled_deliveries("slack").await.unwrap(),
+        vec![r.id]
+    );
+}

@@ -174,7 +174,7 @@ impl World {
 
     pub async fn events(&self, id: &str) -> Vec<countersign_audit::AuditEvent> {
         let id = id.parse().unwrap();
-        self.broker.store.audit_for_request(id).await.unwrap()
+        self.broker.broker.audit_of(id).await.unwrap()
     }
 
     pub async fn audit_kinds(&self, id: &str) -> Vec<String> {

@@ -155,7 +155,7 @@ pub async fn start(public_url: &str) -> Inbox {
     )
     .await
     .unwrap();
-    let web = Web::new(broker.clone(), config.web.as_ref().unwrap(), |_| None).unwrap();
+    let web = Web::new(broker.clone(), &config.channels["web"], |_| None).unwrap();
     Inbox {
         router: broker.router().merge(web.router()),
         store,
