@@ -3,7 +3,7 @@
 //! methods, bodies too large.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-mod harness;
+use countersign_test_support::broker as harness;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -76,9 +76,7 @@ fn relay_with(dir: &std::path::Path, policy_max_age: Duration) -> (Arc<Relay>, S
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-relay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    countersign_test_support::scratch::unused_path(&format!("relay-{name}"))
 }
 
 #[tokio::test]

@@ -4,20 +4,18 @@
 //! without them fails and says so.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use countersign_test_support::ports;
+pub use countersign_test_support::ports::free_port;
+pub use countersign_test_support::process::{Peer as Process, repo_root as repo};
 use serde_json::{Value, json};
 
 /// How long any one expected thing may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn installed(path: PathBuf) -> PathBuf {
     assert!(
@@ -37,32 +35,9 @@ pub fn everything() -> PathBuf {
     installed(repo().join("tests/peers/mcp/node_modules/.bin/mcp-server-everything"))
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls until something listens on `port`.
 pub fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child process killed when dropped.
-#[derive(Debug)]
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    ports::wait_for_port(port, what, DEADLINE);
 }
 
 /// server-everything in its streamable HTTP mode on a free port; returns it and its endpoint.

@@ -4,9 +4,6 @@
 //! (`channel_not_found`, `message_not_found`, `users_not_found`, `invalid_blocks`), and 429 with
 //! `Retry-After` on demand. It records every call so tests can read what reviewers would see.
 
-// Each test crate uses part of it.
-#![allow(dead_code)]
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
