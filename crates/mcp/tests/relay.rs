@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use countersign_mcp::framing::LineReader;
 use countersign_mcp::stdio::{Ended, Relay};
+use countersign_test_support::mcp as support;
 use serde_json::Value;
-
-mod support;
 
 #[test]
 fn lines_are_read_whole_with_their_newline() {
