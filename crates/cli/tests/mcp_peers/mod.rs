@@ -3,6 +3,7 @@
 //! tests/peers/python/mcp_driver.py. Both are installed by scripts/install-test-peers; a test
 //! without them fails and says so.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
@@ -38,6 +39,39 @@ pub fn everything() -> PathBuf {
 /// Polls until something listens on `port`.
 pub fn wait_for_port(port: u16, what: &str) {
     ports::wait_for_port(port, what, DEADLINE);
+}
+
+/// `countersign mcp --name NAME --listen` on a free port in front of `upstream`, run by
+/// deploy-bot against `server` with its spool in `spool` and `env` added to its environment;
+/// returns it, once it listens, and its port.
+pub fn listening_proxy(
+    server: &crate::support::Server,
+    name: &str,
+    upstream: &str,
+    spool: impl AsRef<OsStr>,
+    env: &[(&str, &str)],
+) -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(crate::support::BIN)
+        .args([
+            "mcp",
+            "--name",
+            name,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .env("COUNTERSIGN_SERVER", &server.url)
+        .env("COUNTERSIGN_TOKEN", crate::support::token("deploy-bot"))
+        .env("COUNTERSIGN_SPOOL", spool)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    wait_for_port(port, "countersign mcp --listen");
+    (process, port)
 }
 
 /// server-everything in its streamable HTTP mode on a free port; returns it and its endpoint.
