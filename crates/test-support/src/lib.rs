@@ -1,5 +1,5 @@
-//! What Countersign's tests share, in one place instead of a copy per test crate: free ports and
-//! waiting for a listener ([`ports`]), scratch directories removed when dropped ([`scratch`]),
+//! What Countersign's tests share, in one place instead of a copy per test crate: waiting for a
+//! condition with a deadline ([`poll`]), free ports and waiting for a listener ([`ports`]), scratch directories removed when dropped ([`scratch`]),
 //! principals and the tokens they authenticate with ([`principals`]), child processes killed when
 //! dropped ([`process`]), a broker on a fresh SQLite store driven through its router in process
 //! ([`broker`]), scripted stand-ins for the broker ([`fake_broker`]) and for Slack's Web API
@@ -16,6 +16,7 @@ pub mod fake_broker;
 pub mod fake_slack;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod poll;
 pub mod ports;
 pub mod principals;
 pub mod process;

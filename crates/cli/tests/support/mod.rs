@@ -5,9 +5,10 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use countersign_model::SecretKey;
+use countersign_test_support::poll;
 use countersign_test_support::ports::{free_port, wait_for_port};
 pub use countersign_test_support::principals::token;
 use countersign_test_support::principals::{Principal, principals_toml};
@@ -182,16 +183,14 @@ impl Server {
 
     /// Polls `countersign pending` until a request appears, and returns its id.
     pub fn wait_for_pending(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        poll::until(Duration::from_secs(20), "a pending request", || {
             let out = self.run("sam", &["pending", "--json"]);
             let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let requests = listed.get("requests").cloned().unwrap_or(listed);
-            if let Some(id) = requests.get(0).and_then(|r| r["id"].as_str()) {
-                return id.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no request became pending");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            requests
+                .get(0)
+                .and_then(|r| r["id"].as_str())
+                .map(str::to_owned)
+        })
     }
 }

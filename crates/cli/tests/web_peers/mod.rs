@@ -33,16 +33,9 @@ pub fn require_peers() {
     }
 }
 
-/// Polls `check` every 50 ms until it gives a value, or fails after `secs` saying `what`.
-pub fn poll<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Polls `check` until it gives a value, or fails after `secs` saying `what`.
+pub fn poll<T>(secs: u64, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    countersign_test_support::poll::until(Duration::from_secs(secs), what, check)
 }
 
 pub fn wait_for_port(port: u16, what: &str) {
