@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use countersign_test_support::scratch::Scratch;
+
 fn countersign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args(args)
@@ -18,9 +20,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn scratch(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = Scratch::named("cli-test").keep().join(name);
     std::fs::write(&path, contents).unwrap();
     path
 }

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use countersign_model::Digest;
+use countersign_test_support::principals::principals_toml;
+use countersign_test_support::scratch::Scratch;
 use support::{BIN, POLICY, Server, start_server_with, token};
 
 fn text(bytes: &[u8]) -> String {
@@ -18,10 +20,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A human administrator, added to the test broker's principals.
 fn admin() -> String {
-    format!(
-        "\n[[principals]]\nid = \"ops-admin\"\nkind = \"human\"\nadmin = true\ntoken_sha256 = \"{}\"\n",
-        Digest::of(token("ops-admin").as_bytes()).hex()
-    )
+    principals_toml(&[("ops-admin", "human", "admin = true")])
 }
 
 /// An administrator's reload is refused, the old policy staying in force, for the reason given.
@@ -99,10 +98,7 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
 /// `serve` does not start on a policy whose own tests fail: it names the test, and what it got.
 #[test]
 fn serve_refuses_a_policy_that_fails_its_own_tests() {
-    let dir =
-        std::env::temp_dir().join(format!("countersign-serve-refuses-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::named("serve-refuses");
     let policy = format!(
         "{POLICY}\n[[tests]]\nname = \"printing is allowed\"\nexpect = \"deny\"\naction = {{ kind = \"shell.exec\", resource = \"host:x\", details = {{ argv = [\"echo\", \"hi\"], program = \"/usr/bin/echo\" }}, principal = {{ id = \"bot\", kind = \"agent\" }} }}\n"
     );

@@ -4,9 +4,7 @@
 //! kind, the names the agent gives kept literal, hidden characters shown, and the human an agent
 //! acts for told plainly why the buttons are not for them.
 
-mod fake_slack;
-#[path = "../../broker/tests/harness/mod.rs"]
-mod harness;
+use countersign_test_support::{broker as harness, fake_slack};
 mod world;
 
 use axum::http::StatusCode;

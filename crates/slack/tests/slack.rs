@@ -3,9 +3,7 @@
 //! to a local server that speaks Slack's Web API, and interactivity requests shaped like Slack's
 //! documented `block_actions` and `view_submission` payloads, signed as Slack signs them.
 
-mod fake_slack;
-#[path = "../../broker/tests/harness/mod.rs"]
-mod harness;
+use countersign_test_support::{broker as harness, fake_slack};
 
 mod world;
 

@@ -2,47 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use countersign_audit::{EventDraft, verify_with_checkpoints};
 use countersign_store::conformance::{self, apply, at, checkpoint_key, request, review};
 use countersign_store::{SqliteStore, Store, Updated};
-
-/// A directory for one test's databases, removed when the test ends (also when it fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("countersign-store-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn database(&self) -> PathBuf {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        self.0.join(format!(
-            "countersign-{}.db",
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use countersign_test_support::scratch::Scratch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_conformance_suite() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::named("store");
     conformance::run_all(|| async {
-        SqliteStore::open(&scratch.database(), Some(checkpoint_key()))
+        SqliteStore::open(&scratch.unique("countersign.db"), Some(checkpoint_key()))
             .await
             .unwrap()
     })
@@ -51,8 +20,8 @@ async fn sqlite_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_acknowledged_is_there_after_reopening() {
-    let scratch = Scratch::new();
-    let path = scratch.database();
+    let scratch = Scratch::named("store");
+    let path = scratch.unique("countersign.db");
     let r = request(1, "deploy-bot", 0);
     {
         let store = SqliteStore::open(&path, Some(checkpoint_key()))
