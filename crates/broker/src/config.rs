@@ -1,7 +1,7 @@
 //! The broker's configuration file (TOML), parsed and checked. Reading the file is the binary's
 //! job; this module turns its text into settings, or into errors that name the key and the fix.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,8 +14,20 @@ use serde::Deserialize;
 /// Where the broker listens when the configuration does not say.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 
+/// The broker's own top-level keys; every other top-level table belongs to a channel.
+const KEYS: [&str; 7] = [
+    "listen",
+    "public_url",
+    "data_dir",
+    "policy",
+    "signing_key",
+    "principals",
+    "listener",
+];
+
+/// The broker's part of the file. Top-level keys it does not name are checked apart (see
+/// [`KEYS`]): tables go to the channels, anything else is refused.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     listen: Option<String>,
@@ -28,11 +40,6 @@ struct ConfigFile {
     signing_key: Option<String>,
     #[serde(default)]
     principals: Vec<PrincipalEntry>,
-    /// `[slack]` and `[web]` belong to the Slack integration and the web inbox, which check them.
-    #[serde(default)]
-    slack: Option<toml::Table>,
-    #[serde(default)]
-    web: Option<toml::Table>,
     #[serde(default)]
     listener: Option<ListenerEntry>,
 }
@@ -67,8 +74,13 @@ struct PrincipalEntry {
     started_by: Option<String>,
     #[serde(default)]
     admin: bool,
+    /// Who this human is in each channel: `{ slack = "U…", teams = "…", oidc = "…" }`.
+    #[serde(default)]
+    identities: BTreeMap<String, String>,
+    /// Deprecated: `identities.slack`.
     #[serde(default)]
     slack_user: Option<String>,
+    /// Deprecated: `identities.oidc`.
     #[serde(default)]
     oidc_subject: Option<String>,
 }
@@ -88,12 +100,17 @@ pub struct Principal {
     pub started_by: Option<String>,
     /// May reload the policy (humans only).
     pub admin: bool,
-    /// The Slack user id (`U0123ABCD`) whose clicks in Slack are this human's reviews; without
-    /// one, Slack users are matched by their profile's email.
-    pub slack_user: Option<String>,
-    /// The `sub` claim of this human's OpenID Connect ID token; without one, sign-ins are
-    /// matched by email.
-    pub oidc_subject: Option<String>,
+    /// Who this human is in each channel, by channel (`slack`: the Slack user id whose clicks
+    /// are this human's reviews; `oidc`: the `sub` claim of their ID token; `teams`: …). Each
+    /// channel checks and reads its own; without one, a channel may match people by email.
+    pub identities: BTreeMap<String, String>,
+}
+
+impl Principal {
+    /// Who this principal is in `channel`, if the configuration says.
+    pub fn identity(&self, channel: &str) -> Option<&str> {
+        self.identities.get(channel).map(String::as_str)
+    }
 }
 
 /// What the listener allows a connection (`[listener]`; docs/api.md, "Connections").
@@ -135,11 +152,13 @@ pub struct Config {
     pub principals: Vec<Principal>,
     /// SHA-256 of each principal's API token → its index in `principals`.
     pub tokens: HashMap<[u8; 32], usize>,
-    /// The `[slack]` table as written, checked by the Slack integration.
-    pub slack: Option<toml::Table>,
-    /// The `[web]` table as written, checked by the web inbox.
-    pub web: Option<toml::Table>,
+    /// Every other top-level table (`[slack]`, `[web]`, …) as written, by name: each belongs to
+    /// a channel, which checks it; the binary refuses a table no channel claims.
+    pub channels: BTreeMap<String, toml::Table>,
     pub listener: ListenerLimits,
+    /// Keys that still work but have a new name, each with the name to write instead; the
+    /// binary shows them when it starts.
+    pub deprecations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,7 +167,7 @@ pub struct ConfigError(pub Vec<String>);
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+        let refused = |e: toml::de::Error| {
             let line = e
                 .span()
                 .map(|s| {
@@ -159,8 +178,26 @@ impl Config {
                 })
                 .unwrap_or_default();
             ConfigError(vec![format!("{line}{}", e.message().trim_end())])
-        })?;
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(refused)?;
         let mut errors = Vec::new();
+        let mut deprecations = Vec::new();
+        let mut channels = BTreeMap::new();
+        for (key, value) in toml::from_str::<toml::Table>(text).map_err(refused)? {
+            if KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            match value {
+                toml::Value::Table(table) => {
+                    channels.insert(key, table);
+                }
+                _ => errors.push(format!(
+                    "{}unknown field `{key}`, expected one of {}, or a channel's table",
+                    line_of(text, &key),
+                    KEYS.map(|k| format!("`{k}`")).join(", ")
+                )),
+            }
+        }
         let listen_text = file
             .listen
             .clone()
@@ -235,17 +272,12 @@ impl Config {
                     "{at}: slack_user and oidc_subject are only for humans; agents never review"
                 ));
             }
-            if let Some(user) = &entry.slack_user
-                && !(user.len() >= 9
-                    && user.starts_with(['U', 'W'])
-                    && user
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
-            {
+            if kind == PrincipalKind::Agent && !entry.identities.is_empty() {
                 errors.push(format!(
-                    "{at}: slack_user '{user}' is not a Slack user id (like U0123ABCDE: open the person's Slack profile, ⋮ → Copy member ID)"
+                    "{at}: identities are only for humans; agents never review"
                 ));
             }
+            let identities = identities(entry, &at, &mut errors, &mut deprecations);
             if kind == PrincipalKind::Agent && entry.admin {
                 errors.push(format!(
                     "{at}: admin = true is only for humans; agents can never change the policy"
@@ -266,8 +298,7 @@ impl Config {
                 acts_for: entry.acts_for.clone(),
                 started_by: entry.started_by.clone(),
                 admin: entry.admin,
-                slack_user: entry.slack_user.clone(),
-                oidc_subject: entry.oidc_subject.clone(),
+                identities,
             });
         }
         for p in &principals {
@@ -317,11 +348,67 @@ impl Config {
             policy: PathBuf::from(file.policy),
             principals,
             tokens,
-            slack: file.slack,
-            web: file.web,
+            channels,
             listener,
+            deprecations,
         })
     }
+}
+
+/// A principal's identities: `identities`, and the deprecated keys that name one (each noted in
+/// `deprecations` with the key to write instead). A channel name is a lowercase word, an
+/// identity has no hidden characters; what an identity looks like is its channel's business.
+fn identities(
+    entry: &PrincipalEntry,
+    at: &str,
+    errors: &mut Vec<String>,
+    deprecations: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut identities = entry.identities.clone();
+    for (key, channel, value) in [
+        ("slack_user", "slack", &entry.slack_user),
+        ("oidc_subject", "oidc", &entry.oidc_subject),
+    ] {
+        let Some(value) = value else { continue };
+        deprecations.push(format!(
+            "{at}: {key} is deprecated; write identities = {{ {channel} = \"{value}\" }} instead"
+        ));
+        match identities.get(channel) {
+            Some(other) if other != value => errors.push(format!(
+                "{at}: {key} '{value}' and identities.{channel} '{other}' disagree; keep identities.{channel} only"
+            )),
+            _ => {
+                identities.insert(channel.to_owned(), value.clone());
+            }
+        }
+    }
+    for (channel, identity) in &identities {
+        if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_lowercase()) {
+            errors.push(format!(
+                "{at}: identities: '{}' is not a channel name (a lowercase word, like slack)",
+                countersign_model::text::clean(channel)
+            ));
+        }
+        if identity.trim().is_empty() || identity.chars().any(countersign_model::text::is_hidden) {
+            errors.push(format!(
+                "{at}: identities.{channel} '{}' is empty or has hidden characters; write the identity as the channel shows it",
+                countersign_model::text::clean(identity)
+            ));
+        }
+    }
+    identities
+}
+
+/// `line N: ` for the line a top-level key is written on, if it can be found.
+fn line_of(text: &str, key: &str) -> String {
+    text.lines()
+        .position(|line| {
+            line.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|n| format!("line {}: ", n + 1))
+        .unwrap_or_default()
 }
 
 fn listener_limits(entry: Option<&ListenerEntry>, errors: &mut Vec<String>) -> ListenerLimits {

@@ -13,14 +13,14 @@ mod error;
 mod expiry;
 pub mod listener;
 mod metrics;
+mod service;
 mod state;
 pub mod views;
 mod waiters;
 
 use std::sync::{Arc, RwLock};
 
-use countersign_approval::{Authentication, Channel, Request, Verdict};
-use countersign_model::{Digest, PublicKey, RequestId, SecretKey};
+use countersign_model::{Digest, PublicKey, SecretKey};
 use countersign_policy::Policy;
 use countersign_store::Store;
 use serde_json::json;
@@ -30,7 +30,9 @@ use tokio::sync::Notify;
 pub use api::AuditVerification;
 pub use changes::Change;
 pub use config::{Config, ConfigError, ListenerLimits, Principal};
+pub use countersign_store::{Delivery, RequestFilter};
 pub use error::ApiError;
+pub use service::{ReviewInput, Submitted};
 pub use state::{PolicyLoader, now};
 
 use crate::audit_batch::AuditBatcher;
@@ -108,10 +110,6 @@ impl Broker {
         self.state.policy()
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.state.store
-    }
-
     /// The URL reviewers use to reach this broker.
     pub fn public_url(&self) -> &str {
         &self.state.public_url
@@ -120,61 +118,6 @@ impl Broker {
     /// The key that verifies the broker's grants, audit checkpoints and exports.
     pub fn public_key(&self) -> &PublicKey {
         &self.state.public_key
-    }
-
-    /// Verifies the whole audit log against its signed checkpoints, as `GET /v1/audit/verify`.
-    pub async fn verify_audit(&self) -> Result<AuditVerification, ApiError> {
-        api::verify_log(&self.state).await
-    }
-
-    /// The principal whose API token this is, if any.
-    pub fn principal_by_token(&self, token: &str) -> Option<Arc<Principal>> {
-        self.state.principal_by_token(token)
-    }
-
-    pub fn principal(&self, id: &str) -> Option<Arc<Principal>> {
-        self.state.principal(id)
-    }
-
-    pub fn principals(&self) -> &[Arc<Principal>] {
-        &self.state.principals
-    }
-
-    /// Every durable change to a request from now on (see [`Change`]).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
-        self.state.changes.subscribe()
-    }
-
-    /// Reviews request `id` as `principal`, through the same path as the API: the approval core
-    /// decides (self-approval, eligibility, quorum), the review or its refusal is audited, waiters
-    /// wake. `authentication` says how the channel proved who the reviewer is.
-    pub async fn review(
-        &self,
-        principal: &Principal,
-        id: RequestId,
-        verdict: Verdict,
-        comment: Option<String>,
-        channel: Channel,
-        authentication: Authentication,
-    ) -> Result<Request, ApiError> {
-        api::submit_review(
-            &self.state,
-            principal,
-            id,
-            verdict,
-            comment,
-            channel,
-            authentication,
-        )
-        .await
-    }
-
-    /// Appends events to the audit log (durably, before returning).
-    pub async fn record(
-        &self,
-        events: Vec<countersign_audit::EventDraft>,
-    ) -> Result<(), countersign_store::StoreError> {
-        self.state.store.append_audit(events).await.map(|_| ())
     }
 }
 

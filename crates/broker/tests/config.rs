@@ -1,4 +1,5 @@
-//! `[listener]` in the configuration: its defaults, its values, and errors naming the key.
+//! The configuration: `[listener]` (defaults, values, errors naming the key), principals' identities
+//! (and the deprecated keys that still name them), and the tables handed to the channels.
 
 use std::time::Duration;
 
@@ -47,4 +48,71 @@ fn bad_listener_limits_are_refused_naming_the_key() {
     let text = format!("{BASE}[listener]\nidle = \"1s\"\n");
     let errors = Config::parse(&text).unwrap_err().0;
     assert!(errors[0].contains("unknown field `idle`"), "{errors:?}");
+}
+
+#[test]
+fn principals_carry_identities_and_the_old_keys_still_work_with_a_deprecation() {
+    let principal = |extra: &str| {
+        format!(
+            "{BASE}[[principals]]\nid = \"dana\"\nkind = \"human\"\n{extra}\ntoken_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        )
+    };
+    let config = Config::parse(&principal(
+        "identities = { slack = \"U0DANA0001\", teams = \"dana@corp\" }",
+    ))
+    .unwrap();
+    assert_eq!(config.principals[0].identity("slack"), Some("U0DANA0001"));
+    assert_eq!(config.principals[0].identity("teams"), Some("dana@corp"));
+    assert_eq!(config.principals[0].identity("oidc"), None);
+    assert!(config.deprecations.is_empty());
+
+    let config = Config::parse(&principal(
+        "slack_user = \"U0DANA0001\"\noidc_subject = \"sub-dana\"",
+    ))
+    .unwrap();
+    assert_eq!(config.principals[0].identity("slack"), Some("U0DANA0001"));
+    assert_eq!(config.principals[0].identity("oidc"), Some("sub-dana"));
+    assert_eq!(
+        config.deprecations,
+        [
+            "principals[0] ('dana'): slack_user is deprecated; write identities = { slack = \"U0DANA0001\" } instead",
+            "principals[0] ('dana'): oidc_subject is deprecated; write identities = { oidc = \"sub-dana\" } instead",
+        ]
+    );
+
+    let errors = Config::parse(&principal(
+        "slack_user = \"U0DANA0001\"\nidentities = { slack = \"U0OTHER001\", Teams = \"x\" }",
+    ))
+    .unwrap_err()
+    .0;
+    assert_eq!(
+        errors,
+        [
+            "principals[0] ('dana'): slack_user 'U0DANA0001' and identities.slack 'U0OTHER001' disagree; keep identities.slack only",
+            "principals[0] ('dana'): identities: 'Teams' is not a channel name (a lowercase word, like slack)",
+        ]
+    );
+}
+
+#[test]
+fn channel_tables_go_to_the_binary_and_other_unknown_keys_are_refused() {
+    let config = Config::parse(&format!(
+        "{BASE}[slack]\nchannel = \"#approvals\"\n[web]\nsession_ttl = \"8h\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.channels.keys().collect::<Vec<_>>(), ["slack", "web"]);
+    assert_eq!(
+        config.channels["slack"]["channel"].as_str(),
+        Some("#approvals")
+    );
+    let errors = Config::parse(&format!("{BASE}colour = \"blue\"\n"))
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        errors,
+        [
+            "line 3: unknown field `colour`, expected one of `listen`, `public_url`, `data_dir`, `policy`, `signing_key`, `principals`, `listener`, or a channel's table"
+        ]
+    );
 }

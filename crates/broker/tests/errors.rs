@@ -1,8 +1,9 @@
 //! Every error of the API is the documented JSON error object, in words that name the field and
 //! the problem: query strings, path parameters, JSON bodies, content types, unknown routes and
 //! methods, bodies too large.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-mod harness;
+use countersign_test_support::broker as harness;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

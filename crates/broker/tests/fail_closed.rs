@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-mod harness;
+use countersign_test_support::broker as harness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use countersign_audit::{AuditEvent, ChainHead, Checkpoint, EventDraft};
 use countersign_model::ids::GrantId;
 use countersign_model::{Digest, RequestId, Timestamp};
 use countersign_store::{
-    Consumed, PostedMessage, RequestFilter, Store, StoreError, Transition, Updated,
+    Consumed, Delivery, RequestFilter, Store, StoreError, Transition, Updated,
 };
 use harness::{EXAMPLE_POLICY, error_message, pg_dump, start_with};
 use serde_json::json;
@@ -117,19 +117,19 @@ impl Store for Breakable {
         self.check()?;
         self.inner.health().await
     }
-    async fn save_message(
+    async fn save_delivery(
         &self,
-        m: &PostedMessage,
+        d: &Delivery,
         audit: Vec<EventDraft>,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.check()?;
-        self.inner.save_message(m, audit).await
+        self.inner.save_delivery(d, audit).await
     }
-    async fn messages(&self, id: RequestId) -> Result<Vec<PostedMessage>, StoreError> {
-        self.inner.messages(id).await
+    async fn deliveries(&self, id: RequestId) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.deliveries(id).await
     }
-    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError> {
-        self.inner.unsettled_messages(service).await
+    async fn unsettled_deliveries(&self, channel: &str) -> Result<Vec<RequestId>, StoreError> {
+        self.inner.unsettled_deliveries(channel).await
     }
 }
 

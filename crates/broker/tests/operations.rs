@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-mod harness;
+use countersign_test_support::broker as harness;
 
 use axum::http::{Method, StatusCode};
 use harness::{EXAMPLE_POLICY, error_message, pg_dump, start};

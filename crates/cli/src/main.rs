@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit_cmd;
+mod channels;
 mod connection;
 mod demo_cmd;
 mod describe;

@@ -51,6 +51,19 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let Some(policy) = load(&file, Policy::parse)? else {
                 return Ok(ExitCode::from(1));
             };
+            // What `serve` would refuse: a target no channel of this binary can announce to.
+            let problems = crate::channels::check_targets(&policy);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("{}: {problem}", file.display());
+                }
+                eprintln!(
+                    "{}: {} problem(s); the policy was not loaded",
+                    file.display(),
+                    problems.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
             println!(
                 "{}: ok: {} rules, {} tests, default {}, policy {}",
                 file.display(),

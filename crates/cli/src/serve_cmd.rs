@@ -31,6 +31,11 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
                 .collect();
         anyhow::anyhow!("the configuration is not valid:\n{}", lines.join("\n"))
     })?;
+    crate::channels::check_tables(&config)
+        .map_err(|e| anyhow::anyhow!("the configuration is not valid:\n{}: {e}", path.display()))?;
+    for deprecation in &config.deprecations {
+        eprintln!("countersign: {}: {deprecation}", path.display());
+    }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |p: &PathBuf| {
         if p.is_absolute() {
@@ -90,12 +95,29 @@ pub fn signing_key(path: &Path) -> anyhow::Result<SecretKey> {
 fn read_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read the policy file {}", path.display()))?;
-    Policy::parse(&text).map_err(|errors| {
+    let policy = Policy::parse(&text).map_err(|errors| {
         anyhow::anyhow!(
             "the policy is not valid:\n{}",
             errors.render(&path.display().to_string())
         )
-    })
+    })?;
+    unannounceable(path, &policy)
+        .map_err(|problems| anyhow::anyhow!("the policy is not valid:\n{problems}"))?;
+    Ok(policy)
+}
+
+/// The policy's `notify` targets that no channel can announce to, each line naming the file and
+/// the rule; checked at start-up and at every reload.
+fn unannounceable(path: &Path, policy: &Policy) -> Result<(), String> {
+    let problems = crate::channels::check_targets(policy);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(problems
+        .iter()
+        .map(|p| format!("{}: {p}", path.display()))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Serves the broker. `init` accepts the database as it is (a new, empty one if it is missing)
@@ -123,18 +145,24 @@ pub async fn serve(config: Config, init: bool) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn countersign_store::Store> = Arc::new(store);
     let marker = history::keep_marker(&found, Arc::clone(&store));
     let policy_path = config.policy.clone();
+    // A reloaded policy meets the channels' checks too; the broker's own checks follow.
     let loader = Arc::new(move || {
-        fs::read_to_string(&policy_path)
-            .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))
+        let text = fs::read_to_string(&policy_path)
+            .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))?;
+        if let Ok(policy) = Policy::parse_untested(&text) {
+            unannounceable(&policy_path, &policy).map_err(|problems| {
+                format!("the new policy was refused, the old one stays in force:\n{problems}")
+            })?;
+        }
+        Ok(text)
     });
     let broker = Broker::start(&config, policy, loader, Arc::clone(&store), key).await?;
-    let mut router = broker.router();
-    if let Some(table) = &config.slack {
-        router = router.merge(start_slack(&broker, table)?.router());
+    for unannounced in crate::channels::unannounced(&config, &broker.policy()) {
+        eprintln!("countersign: {unannounced}");
     }
-    if let Some(table) = &config.web {
-        router = router.merge(start_web(&broker, table)?.router());
-    }
+    let router = broker
+        .router()
+        .merge(crate::channels::start(&broker, &config)?);
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (is another Countersign running there?)",
@@ -203,47 +231,4 @@ fn within_descriptor_limit(
         }
     }
     limits
-}
-
-/// Checks `[slack]`, reads the secrets from the environment variables it names, and starts
-/// posting requests to Slack.
-fn start_slack(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersign_slack::Slack> {
-    let settings = countersign_slack::Settings::parse(table)
-        .map_err(|e| anyhow::anyhow!("the configuration is not valid:\n{}", e.join("\n")))?;
-    let secret = |name: &str, what: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "Slack is configured, but the environment variable {name} ({what}) is not set: export it, or remove [slack] from the configuration"
-                )
-            })
-    };
-    let secrets = countersign_slack::Secrets {
-        bot_token: secret(&settings.bot_token_env, "the Slack bot token, xoxb-…")?,
-        signing_secret: secret(
-            &settings.signing_secret_env,
-            "the Slack app's signing secret",
-        )?,
-    };
-    eprintln!(
-        "countersign: posting requests to Slack channel {}; interactions at /slack/interactions",
-        settings.channel
-    );
-    countersign_slack::Slack::start(broker.clone(), settings, secrets).map_err(anyhow::Error::msg)
-}
-
-/// Checks `[web]` and builds the web inbox; the OpenID Connect client secret comes from the
-/// environment variable `web.oidc.client_secret_env` names.
-fn start_web(broker: &Broker, table: &toml::Table) -> anyhow::Result<countersign_web::Web> {
-    let web = countersign_web::Web::new(broker.clone(), table, |name| {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    })
-    .map_err(|e| anyhow::anyhow!("the configuration is not valid:\n{e}"))?;
-    eprintln!(
-        "countersign: the web inbox is at {}/inbox",
-        broker.public_url()
-    );
-    Ok(web)
 }

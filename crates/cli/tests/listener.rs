@@ -3,6 +3,7 @@
 //! runs out of descriptors), slow headers, idle kept-alive connections, stalled bodies, and a
 //! long-polling wait and the web inbox's stream of server-sent events, which hold their
 //! connections legitimately.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 mod support;
 

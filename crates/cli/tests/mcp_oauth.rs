@@ -11,12 +11,12 @@ mod support;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use mcp_peers::{Process, free_port, python, repo, wait_for_port};
+use mcp_peers::{Process, listening_proxy, python, repo};
 use serde_json::{Value, json};
-use support::{BIN, Server, start_server_with_policy, token};
+use support::{Server, start_server_with_policy};
 
 const POLICY: &str = r#"
 version = 1
@@ -264,26 +264,7 @@ fn oauth_client(url: &str) -> Value {
 }
 
 fn proxy(server: &Server, upstream: &str) -> (Process, u16) {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "mcp",
-            "--name",
-            "oauth",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--upstream",
-            upstream,
-        ])
-        .env("COUNTERSIGN_SERVER", &server.url)
-        .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
-        .env("COUNTERSIGN_SPOOL", server.dir.join("spool"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    wait_for_port(port, "countersign mcp --listen");
-    (process, port)
+    listening_proxy(server, "oauth", upstream, server.dir.join("spool"), &[])
 }
 
 /// One request by hand (a POST carries a `tools/list`): the status, the headers (lower-case

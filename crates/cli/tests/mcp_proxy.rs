@@ -9,9 +9,7 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_peers::{
-    DEADLINE, Driver, Process, everything, everything_over_http, free_port, wait_for_port,
-};
+use mcp_peers::{DEADLINE, Driver, Process, everything, everything_over_http, listening_proxy};
 use serde_json::{Value, json};
 use support::{BIN, Server, start_server_with_policy, token};
 
@@ -418,26 +416,7 @@ fn http_proxy_with(
     spool: &str,
     env: &[(&str, &str)],
 ) -> (Process, String) {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "mcp",
-            "--name",
-            "everything",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--upstream",
-            upstream,
-        ])
-        .env("COUNTERSIGN_SERVER", &server.url)
-        .env("COUNTERSIGN_TOKEN", token("deploy-bot"))
-        .env("COUNTERSIGN_SPOOL", spool)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    wait_for_port(port, "countersign mcp --listen");
+    let (process, port) = listening_proxy(server, "everything", upstream, spool, env);
     (process, format!("http://127.0.0.1:{port}/mcp"))
 }
 

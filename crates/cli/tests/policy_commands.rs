@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use countersign_test_support::scratch::Scratch;
+
 fn countersign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args(args)
@@ -18,9 +20,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn scratch(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = Scratch::named("cli-test").keep().join(name);
     std::fs::write(&path, contents).unwrap();
     path
 }
@@ -190,4 +190,27 @@ fn explain_refuses_a_malformed_action_with_the_reason() {
     let out = countersign(&["policy", "check", "does/not/exist.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read the policy file does/not/exist.toml"));
+}
+
+#[test]
+fn check_refuses_a_notify_target_no_channel_can_announce_to() {
+    let bad = scratch(
+        "bad-notify.toml",
+        "version = 1\ndefault = \"deny\"\n\n[[rules]]\nid = \"export\"\nnotify = [\"slack:#DBA Approvals\", \"email:dba@example.com\"]\ndecision = \"require_approval\"\nreason = \"r\"\nmatch.kind = \"a.b\"\napprovers = { groups = [\"dba\"] }\n",
+    );
+    let out = countersign(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(": rule 'export': notify target 'slack:#DBA Approvals' is not a Slack channel: write it as slack:#channel-name or slack:C0123ABCD"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(": rule 'export': notify target 'email:dba@example.com' names the service 'email', which no channel of Countersign provides; write slack:ADDRESS, or remove the target from the rule"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 problem(s); the policy was not loaded"),
+        "{stderr}"
+    );
 }

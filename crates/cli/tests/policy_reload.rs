@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use countersign_model::Digest;
-use support::{BIN, POLICY, start_server_with, token};
+use countersign_test_support::principals::principals_toml;
+use countersign_test_support::scratch::Scratch;
+use support::{BIN, POLICY, Server, start_server_with, token};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -18,10 +20,18 @@ fn text(bytes: &[u8]) -> String {
 
 /// A human administrator, added to the test broker's principals.
 fn admin() -> String {
-    format!(
-        "\n[[principals]]\nid = \"ops-admin\"\nkind = \"human\"\nadmin = true\ntoken_sha256 = \"{}\"\n",
-        Digest::of(token("ops-admin").as_bytes()).hex()
-    )
+    principals_toml(&[("ops-admin", "human", "admin = true")])
+}
+
+/// An administrator's reload is refused, the old policy staying in force, for the reason given.
+fn refused_naming(server: &Server, reason: &str) {
+    let out = server.run("ops-admin", &["policy", "reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the old one stays in force") && stderr.contains(reason),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -42,15 +52,9 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
         "match.command = \"echo *\"\nif = \"action.resource\"",
     );
     std::fs::write(&policy_file, &broken).unwrap();
-    let out = server.run("ops-admin", &["policy", "reload"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("the old one stays in force")
-            && stderr.contains(
-                "rule 'read-only': the condition gives a string instead of true or false"
-            ),
-        "{stderr}"
+    refused_naming(
+        &server,
+        "rule 'read-only': the condition gives a string instead of true or false",
     );
     assert_eq!(echo(), Some(0), "the old policy should still allow echo");
 
@@ -94,10 +98,7 @@ fn policy_reload_applies_a_valid_policy_and_refuses_a_broken_one_naming_the_rule
 /// `serve` does not start on a policy whose own tests fail: it names the test, and what it got.
 #[test]
 fn serve_refuses_a_policy_that_fails_its_own_tests() {
-    let dir =
-        std::env::temp_dir().join(format!("countersign-serve-refuses-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::named("serve-refuses");
     let policy = format!(
         "{POLICY}\n[[tests]]\nname = \"printing is allowed\"\nexpect = \"deny\"\naction = {{ kind = \"shell.exec\", resource = \"host:x\", details = {{ argv = [\"echo\", \"hi\"], program = \"/usr/bin/echo\" }}, principal = {{ id = \"bot\", kind = \"agent\" }} }}\n"
     );
@@ -142,4 +143,25 @@ fn serve_refuses_a_policy_that_fails_its_own_tests() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reloaded policy meets the channels' checks as at start-up: a target naming a service no
+/// channel provides is refused, naming the rule, and the old policy stays in force.
+#[test]
+fn policy_reload_refuses_a_notify_target_no_channel_provides() {
+    let server = start_server_with("policy-reload-notify", POLICY, &admin(), &[]);
+    let unannounceable = POLICY.replace("slack:#sre", "email:sre@example.com");
+    assert_ne!(unannounceable, POLICY);
+    std::fs::write(server.dir.join("policy.toml"), &unannounceable).unwrap();
+    refused_naming(
+        &server,
+        "notify target 'email:sre@example.com' names the service 'email', which no channel of Countersign provides",
+    );
+    assert_eq!(
+        server
+            .run("deploy-bot", &["run", "--", "echo", "hi"])
+            .status
+            .code(),
+        Some(0)
+    );
 }

@@ -6,8 +6,8 @@
 // The scripted broker is the client crate's test double of the API; shared, not copied. Not
 // every one of its helpers is used here.
 #[allow(dead_code)]
-#[path = "../../client/tests/fake_broker/mod.rs"]
-mod fake_broker;
+use countersign_test_support::fake_broker;
+use countersign_test_support::scratch::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -22,13 +22,7 @@ use serde_json::{Value, json};
 
 /// A scratch directory to run in, where the wrapped command leaves a mark if it runs.
 fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "countersign-run-test-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch::named(&format!("run-test-{name}")).keep()
 }
 
 fn countersign(server: &str, dir: &Path, args: &[&str]) -> tokio::process::Command {

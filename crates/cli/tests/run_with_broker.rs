@@ -15,6 +15,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use countersign_test_support::scratch::Scratch;
 use support::{start_server, start_server_with_policy};
 
 fn text(bytes: &[u8]) -> String {
@@ -22,12 +23,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "countersign-run-broker-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::named(&format!("run-broker-{name}")).keep();
     dir.canonicalize().unwrap()
 }
 

@@ -3,8 +3,7 @@
 //! environment) against a local server speaking Slack's Web API. The message posted by one broker
 //! process is updated by the next one after a crash: where it is lives in the store.
 
-#[path = "../../slack/tests/fake_slack/mod.rs"]
-mod fake_slack;
+use countersign_test_support::fake_slack;
 mod support;
 
 use countersign_slack::signature;

@@ -9,7 +9,8 @@ mod web_peers;
 
 use std::process::{Child, Command, Stdio};
 
-use countersign_model::Digest;
+use countersign_test_support::principals::{Principal, principals_toml};
+use countersign_test_support::scratch::Scratch;
 use support::{BIN, token};
 use web_peers::{Browser, Peer, free_port, poll, require_peers, start_provider, wait_for_port};
 
@@ -27,7 +28,7 @@ approvers = { groups = ["dba"], count = 1 }
 "#;
 
 /// dana is known to the provider by her subject, alice by her verified email.
-const PRINCIPALS: [(&str, &str, &str); 3] = [
+const PRINCIPALS: [Principal<'static>; 3] = [
     ("deploy-bot", "agent", "acts_for = [\"alice\"]"),
     (
         "alice",
@@ -44,16 +45,10 @@ const PRINCIPALS: [(&str, &str, &str); 3] = [
 const SECRET_ENV: &str = "COUNTERSIGN_TEST_OIDC_SECRET";
 
 struct Setup {
-    dir: std::path::PathBuf,
+    dir: Scratch,
     url: String,
     _broker: Peer,
     _provider: Peer,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn start() -> Setup {
@@ -61,18 +56,11 @@ fn start() -> Setup {
     let (port, idp_port) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{port}");
     let provider = start_provider(idp_port, &format!("{url}/auth/callback"));
-    let dir = std::env::temp_dir().join(format!("countersign-web-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::named("web-e2e");
     std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
     let mut config =
         format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\npolicy = \"policy.toml\"\n");
-    for (id, kind, extra) in PRINCIPALS {
-        let hash = Digest::of(token(id).as_bytes()).hex();
-        config.push_str(&format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{hash}\"\n"
-        ));
-    }
+    config.push_str(&principals_toml(&PRINCIPALS));
     config.push_str(&format!(
         "\n[web.oidc]\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"countersign\"\n\
          client_secret_env = \"{SECRET_ENV}\"\nscopes = [\"email\", \"groups\"]\n\

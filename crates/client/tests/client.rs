@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-mod fake_broker;
+use countersign_test_support::fake_broker;
 
 use std::time::Duration;
 

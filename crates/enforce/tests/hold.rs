@@ -5,8 +5,7 @@
 // The scripted broker is the client crate's test double of the API; shared, not copied. Not
 // every one of its helpers is used here.
 #[allow(dead_code)]
-#[path = "../../client/tests/fake_broker/mod.rs"]
-mod fake_broker;
+use countersign_test_support::fake_broker;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -20,10 +20,8 @@ use std::time::Duration;
 use countersign_mcp::gate::Check;
 use countersign_mcp::message::{self, Inbound};
 use countersign_mcp::stdio::Relay;
+use countersign_test_support::mcp as support;
 use criterion::Criterion;
-
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 const LINE: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"message":"ping"},"_meta":{"progressToken":42}}}
 "#;

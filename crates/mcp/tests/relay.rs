@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use countersign_mcp::framing::LineReader;
 use countersign_mcp::stdio::{Ended, Relay};
+use countersign_test_support::mcp as support;
 use serde_json::Value;
-
-mod support;
 
 #[test]
 fn lines_are_read_whole_with_their_newline() {
@@ -76,9 +75,7 @@ fn relay_with(dir: &std::path::Path, policy_max_age: Duration) -> (Arc<Relay>, S
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-relay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    countersign_test_support::scratch::unused_path(&format!("relay-{name}"))
 }
 
 #[tokio::test]

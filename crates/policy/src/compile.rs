@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cel::Env;
 use countersign_model::action::{is_valid_kind, is_valid_principal_id};
+use countersign_model::text::{clean, is_hidden};
 use countersign_model::{Action, Digest, parse_duration};
 
 use crate::condition::Condition;
@@ -106,56 +107,52 @@ pub struct Rule {
     pub notify: Vec<NotifyTarget>,
 }
 
-/// A place a pending request is announced: `slack:#dba-approvals` is Slack's channel
-/// `#dba-approvals`.
+/// A place a pending request is announced, as `service:address`: `slack:#dba-approvals` is the
+/// address `#dba-approvals` of the channel that provides `slack`. The policy reads the shape
+/// only; what an address may look like is the business of that channel, which checks the
+/// policy's addresses when the broker starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyTarget {
-    /// The integration: `slack`.
+    /// The channel's service: a lowercase word (`slack`, `teams`).
     pub service: String,
-    /// Where in that service: a channel name with its `#`, or a channel id.
+    /// Where in that service, as the channel reads it.
     pub address: String,
 }
 
 impl NotifyTarget {
-    /// Reads `slack:#channel` or `slack:C0123ABCD`; the error says how to write it.
+    /// Reads `service:address`; the error says how to write it.
     pub fn parse(text: &str) -> Result<NotifyTarget, String> {
-        let fix = "write it as slack:#channel-name or slack:C0123ABCD (a Slack channel id)";
+        let fix = "write it as service:address, like slack:#dba-approvals";
         let Some((service, address)) = text.split_once(':') else {
-            return Err(format!("notify target '{text}' names no service: {fix}"));
-        };
-        if service != "slack" {
             return Err(format!(
-                "notify target '{text}': unknown service '{service}' (the only one is slack); {fix}"
+                "notify target '{}' names no service: {fix}",
+                clean(text)
+            ));
+        };
+        if service.is_empty() || !service.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(format!(
+                "notify target '{}': the service '{}' is not a lowercase word; {fix}",
+                clean(text),
+                clean(service)
             ));
         }
-        let name_ok = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 80
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
-        };
-        let id_ok = |id: &str| {
-            id.len() >= 9
-                && id.starts_with(['C', 'G'])
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        };
-        let valid = match address.strip_prefix('#') {
-            Some(name) => name_ok(name),
-            None => id_ok(address),
-        };
-        if valid {
-            Ok(NotifyTarget {
-                service: service.to_owned(),
-                address: address.to_owned(),
-            })
-        } else {
-            Err(format!(
-                "notify target '{text}' is not a Slack channel: {fix} (names are lowercase letters, digits, '-', '_' and '.')"
-            ))
+        if address.is_empty() {
+            return Err(format!(
+                "notify target '{}' names no address after '{service}:'; {fix}",
+                clean(text)
+            ));
         }
+        if address.chars().any(is_hidden) {
+            return Err(format!(
+                "notify target '{}' has a hidden character in its address (shown escaped); \
+                 write the address with visible characters only",
+                clean(text)
+            ));
+        }
+        Ok(NotifyTarget {
+            service: service.to_owned(),
+            address: address.to_owned(),
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! Which principal a Slack user is: by the `slack_user` id configured on the principal, or else by
-//! the email of a human principal, looked up with `users.lookupByEmail` (which trusts the
+//! Which principal a Slack user is: by the Slack id configured on the principal
+//! (`identities.slack`, through `countersign_channel::directory`), or else by the email of a
+//! human principal, looked up with `users.lookupByEmail` (which trusts the
 //! workspace's verified emails). Agents are never matched: an agent cannot review.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use countersign_broker::{Broker, Principal};
 use countersign_model::PrincipalKind;
 
+use crate::address::SERVICE;
 use crate::web_api::{SlackApi, SlackError};
 
 /// An unknown Slack user triggers a new email lookup at most this often.
@@ -53,11 +55,7 @@ impl Directory {
     }
 
     fn configured(&self, user: &str) -> Option<Arc<Principal>> {
-        self.broker
-            .principals()
-            .iter()
-            .find(|p| p.kind == PrincipalKind::Human && p.slack_user.as_deref() == Some(user))
-            .cloned()
+        countersign_channel::directory::configured(&self.broker, SERVICE, user)
     }
 
     fn cached(&self, user: &str) -> Option<Arc<Principal>> {
@@ -68,14 +66,16 @@ impl Directory {
             .cloned()
     }
 
-    /// Looks up the Slack user of every human principal with an email and no `slack_user`.
+    /// Looks up the Slack user of every human principal with an email and no Slack id.
     pub async fn refresh(&self, api: &SlackApi) {
         let mut found = HashMap::new();
         let mut unanswered = Vec::new();
         for principal in self.broker.principals() {
-            let (PrincipalKind::Human, None, Some(email)) =
-                (principal.kind, &principal.slack_user, &principal.email)
-            else {
+            let (PrincipalKind::Human, None, Some(email)) = (
+                principal.kind,
+                principal.identity(SERVICE),
+                &principal.email,
+            ) else {
                 continue;
             };
             match api

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use countersign_approval::{Authentication, Channel, Verdict};
 use countersign_audit::EventDraft;
-use countersign_broker::now;
+use countersign_broker::{ReviewInput, now};
 use countersign_model::RequestId;
 use serde_json::{Value, json};
 
@@ -161,7 +161,7 @@ fn channel(payload: &Value) -> Option<String> {
 
 /// Opens the modal that asks why; the trigger is valid for three seconds, so this runs at once.
 async fn ask_reason(shared: Arc<Shared>, id: RequestId, trigger: String, channel: Option<String>) {
-    let request = match shared.broker.store().get_request(id).await {
+    let request = match shared.broker.request(id).await {
         Ok(Some(request)) => request,
         Ok(None) => return,
         Err(error) => {
@@ -180,13 +180,14 @@ async fn ask_reason(shared: Arc<Shared>, id: RequestId, trigger: String, channel
 async fn apply(shared: Arc<Shared>, click: Click) {
     let Some(principal) = shared.directory.principal(&shared.api, &click.user).await else {
         let reason = format!(
-            "Countersign does not know your Slack account ({}), so your {} was not recorded. Ask an administrator to add slack_user = \"{}\" to your principal, or to give it the email of your Slack profile.",
+            "Countersign does not know your Slack account ({}), so your {} was not recorded. Ask an administrator to add identities = {{ slack = \"{}\" }} to your principal (slack_user = \"{}\" in older configurations), or to give it the email of your Slack profile.",
             click.user,
             if click.verdict == Verdict::Approve {
                 "approval"
             } else {
                 "denial"
             },
+            click.user,
             click.user
         );
         let event = EventDraft::new(
@@ -207,14 +208,14 @@ async fn apply(shared: Arc<Shared>, click: Click) {
     };
     let result = shared
         .broker
-        .review(
-            &principal,
-            click.request,
-            click.verdict,
-            click.comment.clone(),
-            Channel::Slack,
-            Authentication::Slack,
-        )
+        .review(ReviewInput {
+            reviewer: Arc::clone(&principal),
+            request: click.request,
+            verdict: click.verdict,
+            comment: click.comment.clone(),
+            channel: Channel::Slack,
+            authentication: Authentication::Slack,
+        })
         .await;
     if let Err(error) = result {
         let mut text = format!(
@@ -233,7 +234,7 @@ async fn apply(shared: Arc<Shared>, click: Click) {
 /// Why a reviewer in the request's own chain sees buttons they cannot use, in words: the message
 /// is the same for everyone in the channel, so the buttons stay for the other approvers.
 async fn own_request(shared: &Shared, id: RequestId, reviewer: &str) -> Option<String> {
-    let request = shared.broker.store().get_request(id).await.ok()??;
+    let request = shared.broker.request(id).await.ok()??;
     let relation = countersign_model::summary::own_chain(&request.action.principal, reviewer)?;
     Some(format!(
         "You cannot approve or deny this request: {relation}, and nobody reviews their own agent's request. The buttons are for the other approvers (everyone in the channel sees the same message); your click was recorded as refused and changes nothing."

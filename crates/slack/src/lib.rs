@@ -7,6 +7,7 @@
 //! This crate talks to Slack and the broker; it reads no file and no environment: the binary
 //! passes the settings and the secrets.
 
+pub mod address;
 mod directory;
 mod interactions;
 mod notifier;
@@ -25,7 +26,7 @@ pub use settings::{Secrets, Settings};
 pub use web_api::{SlackApi, SlackError};
 
 use crate::directory::Directory;
-use crate::notifier::Notifier;
+use crate::notifier::SlackChannel;
 use crate::signature::ReplayGuard;
 
 /// What the interaction endpoint shares.
@@ -50,10 +51,14 @@ impl Slack {
     /// tokio runtime.
     pub fn start(broker: Broker, settings: Settings, secrets: Secrets) -> Result<Slack, String> {
         let api = SlackApi::new(&settings, &secrets.bot_token)?;
-        let notifier = Arc::new(Notifier::new(
+        for (principal, user) in
+            countersign_channel::directory::identities(&broker, address::SERVICE)
+        {
+            address::check_user(principal, user)?;
+        }
+        let notifier = Arc::new(countersign_channel::Notifier::new(
             broker.clone(),
-            api.clone(),
-            settings.channel.clone(),
+            SlackChannel::new(api.clone(), settings.channel.clone()),
         ));
         tokio::spawn(notifier.run());
         let shared = Arc::new(Shared {

@@ -25,24 +25,7 @@ pub const DENY_MODAL: &str = "countersign_deny_reason";
 pub const REASON_BLOCK: &str = "reason";
 pub const REASON_INPUT: &str = "reason_input";
 
-/// How the action ended, once its requester reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// `ran` or `failed`.
-    pub status: String,
-    pub exit_code: Option<i64>,
-    pub at: Timestamp,
-}
-
-/// What a message shows besides the request itself.
-#[derive(Debug, Clone, Default)]
-pub struct Context {
-    /// `(rule id, reason)` for each rule that decided the request, as the policy words it.
-    pub rules: Vec<(String, String)>,
-    pub outcome: Option<Outcome>,
-    /// The request's page, for the link.
-    pub link: String,
-}
+pub use countersign_channel::{Context, Outcome};
 
 /// Escapes the three characters Slack gives meaning to in text: `&`, `<`, `>`.
 pub fn escape(text: &str) -> String {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use countersign_policy::NotifyTarget;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +87,7 @@ impl Settings {
                 ));
             }
         }
-        if let Err(message) = NotifyTarget::parse(&format!("slack:{}", raw.channel)) {
+        if let Err(message) = crate::address::check(&raw.channel) {
             errors.push(format!("slack.channel: {message}"));
         }
         if let Some(team) = &raw.team_id

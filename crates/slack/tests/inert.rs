@@ -4,9 +4,7 @@
 //! kind, the names the agent gives kept literal, hidden characters shown, and the human an agent
 //! acts for told plainly why the buttons are not for them.
 
-mod fake_slack;
-#[path = "../../broker/tests/harness/mod.rs"]
-mod harness;
+use countersign_test_support::{broker as harness, fake_slack};
 mod world;
 
 use axum::http::StatusCode;
@@ -139,7 +137,7 @@ async fn names_in_the_chain_are_literal_text_never_mrkdwn() {
     let broker = harness::start().await;
     let (_, opened) = broker.post("deploy-bot", "/v1/actions", pg_dump()).await;
     let id = opened["request"]["id"].as_str().unwrap().parse().unwrap();
-    let mut request = broker.store.get_request(id).await.unwrap().unwrap();
+    let mut request = broker.broker.request(id).await.unwrap().unwrap();
     request.action.principal.on_behalf_of = vec!["alice_:x:_".into()];
     request.action.principal.started_by = Some("ci:_urgent_:rotating_light:".into());
     let message = json!({

@@ -3,9 +3,7 @@
 //! to a local server that speaks Slack's Web API, and interactivity requests shaped like Slack's
 //! documented `block_actions` and `view_submission` payloads, signed as Slack signs them.
 
-mod fake_slack;
-#[path = "../../broker/tests/harness/mod.rs"]
-mod harness;
+use countersign_test_support::{broker as harness, fake_slack};
 
 mod world;
 
@@ -138,8 +136,8 @@ async fn a_request_is_posted_reviewed_from_slack_and_its_message_kept_true() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !w
         .broker
-        .store
-        .messages(id.parse().unwrap())
+        .broker
+        .deliveries(id.parse().unwrap())
         .await
         .unwrap()
         .iter()

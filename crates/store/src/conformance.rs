@@ -39,7 +39,7 @@ where
     grants_are_consumed_once_per_request(fresh().await).await;
     an_approval_writes_its_grant_in_the_same_transaction(fresh().await).await;
     the_audit_log_chains_and_is_checkpointed(fresh().await).await;
-    posted_messages_are_kept_until_settled(fresh().await).await;
+    deliveries_are_kept_until_settled(fresh().await).await;
     reported_events_are_appended_once(fresh().await).await;
     reported_event_ids_are_each_reporters_own(fresh().await).await;
     a_working_store_says_it_can_commit(fresh().await).await;
@@ -560,23 +560,23 @@ async fn an_approval_writes_its_grant_in_the_same_transaction<S: Store>(store: S
     );
 }
 
-/// Where a request's chat messages are, updated in place, with the audit event of the first post.
-pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
+/// Where a request's messages were delivered, updated in place, with the audit event of the first
+/// delivery.
+pub async fn deliveries_are_kept_until_settled<S: Store>(store: S) {
     let r = request(7, "deploy-bot", 0);
     store
         .create_request(&r, vec![draft("request.created", &r)])
         .await
         .unwrap();
-    let posted = crate::PostedMessage {
+    let posted = crate::Delivery {
         request: r.id,
-        service: "slack".into(),
-        target: "#dba-approvals".into(),
-        channel: "C0DBA".into(),
-        ts: "1700000000.000100".into(),
+        channel: "slack".into(),
+        address: "#dba-approvals".into(),
+        reference: "C0DBA 1700000000.000100".into(),
         settled: false,
     };
     let events = store
-        .save_message(&posted, vec![draft("notification.posted", &r)])
+        .save_delivery(&posted, vec![draft("notification.posted", &r)])
         .await
         .unwrap();
     assert_eq!(
@@ -584,30 +584,45 @@ pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
         1,
         "the post is audited in the same transaction"
     );
-    let other = crate::PostedMessage {
-        target: "#approvals".into(),
-        channel: "C0ALL".into(),
+    let other = crate::Delivery {
+        address: "#approvals".into(),
+        reference: "C0ALL 1700000000.000100".into(),
         ..posted.clone()
     };
-    store.save_message(&other, vec![]).await.unwrap();
+    store.save_delivery(&other, vec![]).await.unwrap();
     assert_eq!(
-        store.messages(r.id).await.unwrap(),
+        store.deliveries(r.id).await.unwrap(),
         vec![other.clone(), posted.clone()]
     );
-    assert_eq!(store.unsettled_messages("slack").await.unwrap(), vec![r.id]);
-    assert!(store.unsettled_messages("teams").await.unwrap().is_empty());
+    assert_eq!(
+        store.unsettled_deliveries("slack").await.unwrap(),
+        vec![r.id]
+    );
+    assert!(
+        store
+            .unsettled_deliveries("teams")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     for message in [&posted, &other] {
-        let settled = crate::PostedMessage {
+        let settled = crate::Delivery {
             settled: true,
             ..message.clone()
         };
-        store.save_message(&settled, vec![]).await.unwrap();
+        store.save_delivery(&settled, vec![]).await.unwrap();
     }
-    assert!(store.unsettled_messages("slack").await.unwrap().is_empty());
     assert!(
         store
-            .messages(r.id)
+            .unsettled_deliveries("slack")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .deliveries(r.id)
             .await
             .unwrap()
             .iter()
@@ -615,7 +630,7 @@ pub async fn posted_messages_are_kept_until_settled<S: Store>(store: S) {
     );
     assert!(
         store
-            .messages(request(8, "deploy-bot", 0).id)
+            .deliveries(request(8, "deploy-bot", 0).id)
             .await
             .unwrap()
             .is_empty()

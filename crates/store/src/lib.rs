@@ -73,17 +73,17 @@ pub enum Consumed {
     Unknown,
 }
 
-/// A message posted about a request in a chat service, so it can be updated later.
+/// Where a channel delivered a message about a request, so it can be updated later.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostedMessage {
+pub struct Delivery {
     pub request: RequestId,
-    /// The chat service: `slack`.
-    pub service: String,
-    /// Where it was asked to go, as configured (`#dba-approvals`).
-    pub target: String,
-    /// The service's id of the channel it landed in, and of the message (Slack's `ts`).
+    /// The channel that delivered it: `slack`, `teams`.
     pub channel: String,
-    pub ts: String,
+    /// Where it was asked to go, as configured (`#dba-approvals`).
+    pub address: String,
+    /// The channel's own reference to the message (for Slack, the channel id and the message's
+    /// `ts`); only that channel reads it.
+    pub reference: String,
     /// The message shows the request's end; it needs no more updates.
     pub settled: bool,
 }
@@ -187,17 +187,17 @@ pub trait Store: Send + Sync + 'static {
     /// commit, or else a probe that commits, succeeded. What `/healthz` and `/readyz` report.
     async fn health(&self) -> Result<(), StoreError>;
 
-    /// Records (or updates, by request, service and target) a posted message, with the audit
-    /// events that record it, in one transaction.
-    async fn save_message(
+    /// Records (or updates, by request, channel and address) a delivery, with the audit events
+    /// that record it, in one transaction.
+    async fn save_delivery(
         &self,
-        message: &PostedMessage,
+        delivery: &Delivery,
         audit: Vec<EventDraft>,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// The messages posted about one request.
-    async fn messages(&self, request: RequestId) -> Result<Vec<PostedMessage>, StoreError>;
+    /// The deliveries of one request's messages, by channel and address.
+    async fn deliveries(&self, request: RequestId) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Requests with a message in `service` that does not show their end yet.
-    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError>;
+    /// Requests with a message delivered by `channel` that does not show their end yet.
+    async fn unsettled_deliveries(&self, channel: &str) -> Result<Vec<RequestId>, StoreError>;
 }

@@ -24,8 +24,7 @@ mod writer;
 use writer::Writer;
 
 use crate::{
-    Consumed, GrantStatus, PostedMessage, RequestFilter, Store, StoreError, Transition, Update,
-    Updated,
+    Consumed, Delivery, GrantStatus, RequestFilter, Store, StoreError, Transition, Update, Updated,
 };
 
 pub struct SqliteStore {
@@ -647,27 +646,26 @@ impl Store for SqliteStore {
         outcome
     }
 
-    async fn save_message(
+    async fn save_delivery(
         &self,
-        message: &PostedMessage,
+        delivery: &Delivery,
         audit: Vec<EventDraft>,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let message = message.clone();
+        let delivery = delivery.clone();
         let (_, events) = self
             .write(move |tx| {
                 Box::pin(async move {
                     sqlx::query(
-                        "INSERT INTO messages (request_id, service, target, channel, ts, settled) \
-                         VALUES (?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (request_id, service, target) DO UPDATE SET \
-                         channel = excluded.channel, ts = excluded.ts, settled = excluded.settled",
+                        "INSERT INTO deliveries (request_id, channel, address, reference, settled) \
+                         VALUES (?, ?, ?, ?, ?) \
+                         ON CONFLICT (request_id, channel, address) DO UPDATE SET \
+                         reference = excluded.reference, settled = excluded.settled",
                     )
-                    .bind(message.request.to_string())
-                    .bind(&message.service)
-                    .bind(&message.target)
-                    .bind(&message.channel)
-                    .bind(&message.ts)
-                    .bind(message.settled)
+                    .bind(delivery.request.to_string())
+                    .bind(&delivery.channel)
+                    .bind(&delivery.address)
+                    .bind(&delivery.reference)
+                    .bind(delivery.settled)
                     .execute(&mut **tx)
                     .await?;
                     Ok(Work::Commit((), audit))
@@ -677,37 +675,37 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
-    async fn messages(&self, request: RequestId) -> Result<Vec<PostedMessage>, StoreError> {
-        let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
-            "SELECT service, target, channel, ts, settled FROM messages WHERE request_id = ? ORDER BY service, target",
+    async fn deliveries(&self, request: RequestId) -> Result<Vec<Delivery>, StoreError> {
+        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "SELECT channel, address, reference, settled FROM deliveries WHERE request_id = ? \
+             ORDER BY channel, address",
         )
         .bind(request.to_string())
         .fetch_all(&self.readers)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(service, target, channel, ts, settled)| PostedMessage {
+            .map(|(channel, address, reference, settled)| Delivery {
                 request,
-                service,
-                target,
                 channel,
-                ts,
+                address,
+                reference,
                 settled,
             })
             .collect())
     }
 
-    async fn unsettled_messages(&self, service: &str) -> Result<Vec<RequestId>, StoreError> {
+    async fn unsettled_deliveries(&self, channel: &str) -> Result<Vec<RequestId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT request_id FROM messages WHERE service = ? AND settled = 0",
+            "SELECT DISTINCT request_id FROM deliveries WHERE channel = ? AND settled = 0",
         )
-        .bind(service)
+        .bind(channel)
         .fetch_all(&self.readers)
         .await?;
         ids.iter()
             .map(|id| {
                 id.parse()
-                    .map_err(|e| StoreError::Corrupt(format!("message of request '{id}': {e}")))
+                    .map_err(|e| StoreError::Corrupt(format!("delivery of request '{id}': {e}")))
             })
             .collect()
     }

@@ -2,47 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use countersign_audit::{EventDraft, verify_with_checkpoints};
 use countersign_store::conformance::{self, apply, at, checkpoint_key, request, review};
 use countersign_store::{SqliteStore, Store, Updated};
-
-/// A directory for one test's databases, removed when the test ends (also when it fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("countersign-store-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn database(&self) -> PathBuf {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        self.0.join(format!(
-            "countersign-{}.db",
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use countersign_test_support::scratch::Scratch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_conformance_suite() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::named("store");
     conformance::run_all(|| async {
-        SqliteStore::open(&scratch.database(), Some(checkpoint_key()))
+        SqliteStore::open(&scratch.unique("countersign.db"), Some(checkpoint_key()))
             .await
             .unwrap()
     })
@@ -51,8 +20,8 @@ async fn sqlite_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_acknowledged_is_there_after_reopening() {
-    let scratch = Scratch::new();
-    let path = scratch.database();
+    let scratch = Scratch::named("store");
+    let path = scratch.unique("countersign.db");
     let r = request(1, "deploy-bot", 0);
     {
         let store = SqliteStore::open(&path, Some(checkpoint_key()))
@@ -101,5 +70,80 @@ async fn an_unwritable_location_is_reported_as_unavailable() {
     assert!(
         error.to_string().starts_with("the store is unavailable"),
         "{error}"
+    );
+}
+
+/// A database written before deliveries were generic keeps where its Slack messages are: each
+/// row of the old `messages` table becomes a delivery, its channel id and `ts` the reference.
+#[tokio::test]
+async fn slack_messages_of_an_older_database_carry_over_as_deliveries() {
+    use sqlx::ConnectOptions as _;
+
+    let scratch = Scratch::new();
+    let path = scratch.database();
+    let every = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    let before = sqlx::migrate::Migrator::with_migrations(
+        every.iter().filter(|m| m.version < 7).cloned().collect(),
+    );
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    before.run(&mut conn).await.unwrap();
+    let r = request(1, "deploy-bot", 0);
+    sqlx::query("INSERT INTO requests (id, state, requester, created_at, expires_at, body) VALUES (?, 'pending', 'deploy-bot', 0, 1, ?)")
+        .bind(r.id.to_string())
+        .bind(serde_json::to_string(&r).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (target, channel, settled) in [
+        ("#dba-approvals", "C0DBA", true),
+        ("#approvals", "C0ALL", false),
+    ] {
+        sqlx::query("INSERT INTO messages (request_id, service, target, channel, ts, settled) VALUES (?, 'slack', ?, ?, '1700000000.000100', ?)")
+            .bind(r.id.to_string())
+            .bind(target)
+            .bind(channel)
+            .bind(settled)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&path, Some(checkpoint_key()))
+        .await
+        .unwrap();
+    let delivered = store.deliveries(r.id).await.unwrap();
+    let seen: Vec<(&str, &str, &str, bool)> = delivered
+        .iter()
+        .map(|d| {
+            (
+                d.channel.as_str(),
+                d.address.as_str(),
+                d.reference.as_str(),
+                d.settled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("slack", "#approvals", "C0ALL 1700000000.000100", false),
+            ("slack", "#dba-approvals", "C0DBA 1700000000.000100", true),
+        ]
+    );
+    assert_eq!(
+        store.unsettled_deliveries("slack").await.unwrap(),
+        vec![r.id]
     );
 }

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 use std::future::Future as _;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use countersign_approval::{Event, Grant, Verdict};
@@ -14,33 +13,7 @@ use countersign_audit::{EventDraft, verify_with_checkpoints};
 use countersign_model::ids::GrantId;
 use countersign_store::conformance::{apply, at, checkpoint_key, request, review};
 use countersign_store::{Consumed, SqliteStore, Store, StoreError, Updated};
-
-/// A directory for one test's database, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "countersign-store-faults-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn database(&self) -> PathBuf {
-        self.0.join("countersign.db")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use countersign_test_support::scratch::Scratch;
 
 async fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(path, Some(checkpoint_key()))

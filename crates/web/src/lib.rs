@@ -254,12 +254,6 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<countersign_store::StoreError> for PageError {
-    fn from(error: countersign_store::StoreError) -> PageError {
-        PageError::from(ApiError::from(error))
-    }
-}
-
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let body = format!(

@@ -178,12 +178,7 @@ async fn a_review_without_the_sessions_token_or_from_another_site_is_refused_and
         inbox.review_events(&id).await.is_empty(),
         "a forged form must record nothing"
     );
-    let stored = inbox
-        .store
-        .get_request(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = inbox.stored(&id).await;
     assert!(stored.reviews.is_empty() && stored.state.is_pending());
 
     // With its token and from this site, the same review counts.

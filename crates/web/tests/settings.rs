@@ -96,8 +96,9 @@ fn principal(
         acts_for: Vec::new(),
         started_by: None,
         admin: false,
-        slack_user: None,
-        oidc_subject: subject.map(Into::into),
+        identities: subject
+            .map(|s| [("oidc".to_owned(), s.to_owned())].into())
+            .unwrap_or_default(),
     })
 }
 

@@ -19,6 +19,7 @@ use super::requests::{decided_view, wait_for_decision};
 use super::{Body, Caller, Query, wait_duration};
 use crate::config::Principal;
 use crate::error::ApiError;
+use crate::service::Submitted;
 use crate::state::{State, draft, new_request_id, now};
 use crate::views::view;
 
@@ -139,9 +140,54 @@ pub async fn evaluate(
         .validate()
         .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
     let wait = query.wait.as_deref().map(wait_duration).transpose()?;
+    let submitted = submit_action(&state, action).await?;
+    let answer = json!({
+        "decision": submitted.decision.outcome,
+        "rules": submitted.decision.rules,
+        "explanation": submitted.decision.explanation,
+        "digest": submitted.digest,
+    });
+    match submitted.request {
+        None if submitted.decision.outcome == Outcome::Allow => {
+            Ok((StatusCode::OK, Json(answer)).into_response())
+        }
+        None => {
+            let error = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "denied",
+                submitted.decision.explanation.clone(),
+            );
+            let mut body = answer;
+            body["error"] = error.body()["error"].clone();
+            Ok((StatusCode::FORBIDDEN, Json(body)).into_response())
+        }
+        Some(request) => {
+            let shown = match wait {
+                Some(wait) => {
+                    let latest = wait_for_decision(&state, request.id, wait).await?;
+                    decided_view(&state, &caller, &latest).await?
+                }
+                None => view(&request, None),
+            };
+            let mut body = answer;
+            body["request"] =
+                serde_json::to_value(shown).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}
+
+/// Decides an action with the policy in force, whatever channel submits it: an allowed or denied
+/// action is answered once its audit event is durable; a gated one opens a request, stored with
+/// its `request.created` event.
+pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submitted, ApiError> {
+    action
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
     let digest = action
         .digest()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let requester = action.principal.id.clone();
     let policy = state.policy();
     let decision = policy.decide(&action);
     state.metrics.decision(decision.outcome);
@@ -152,12 +198,6 @@ pub async fn evaluate(
         "policy": policy.hash(),
         "action": action,
     });
-    let answer = json!({
-        "decision": decision.outcome,
-        "rules": decision.rules,
-        "explanation": decision.explanation,
-        "digest": digest,
-    });
 
     match decision.outcome {
         Outcome::Allow | Outcome::Deny => {
@@ -166,34 +206,27 @@ pub async fn evaluate(
             } else {
                 "action.denied"
             };
-            let event = draft(at, kind, &principal.id, None, decision.explanation.clone())
-                .with_data(record);
+            let event =
+                draft(at, kind, &requester, None, decision.explanation.clone()).with_data(record);
             state
                 .audit
                 .append(event)
                 .await
                 .map_err(|e| ApiError::unavailable(&e))?;
-            if decision.outcome == Outcome::Allow {
-                Ok((StatusCode::OK, Json(answer)).into_response())
-            } else {
-                let error = ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "denied",
-                    decision.explanation.clone(),
-                );
-                let mut body = answer;
-                body["error"] = error.body()["error"].clone();
-                Ok((StatusCode::FORBIDDEN, Json(body)).into_response())
-            }
+            Ok(Submitted {
+                decision,
+                digest,
+                request: None,
+            })
         }
         Outcome::RequireApproval => {
             let id = new_request_id()?;
-            let request = Request::open(id, action, decision, at)
+            let request = Request::open(id, action, decision.clone(), at)
                 .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
             let created = draft(
                 at,
                 "request.created",
-                &principal.id,
+                &requester,
                 Some(id),
                 request.decision.explanation.clone(),
             )
@@ -202,17 +235,11 @@ pub async fn evaluate(
             state.metrics.request_opened();
             state.deadlines.notify_one();
             state.changes.publish(id, "request.created");
-            let shown = match wait {
-                Some(wait) => {
-                    let latest = wait_for_decision(&state, id, wait).await?;
-                    decided_view(&state, &caller, &latest).await?
-                }
-                None => view(&request, None),
-            };
-            let mut body = answer;
-            body["request"] =
-                serde_json::to_value(shown).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+            Ok(Submitted {
+                decision,
+                digest,
+                request: Some(request),
+            })
         }
     }
 }

@@ -7,10 +7,11 @@ mod input;
 mod requests;
 mod system;
 
+pub(crate) use actions::submit_action;
 pub use audit::AuditVerification;
 pub(crate) use audit::verify_log;
 pub use input::{Body, PathId, Query, within};
-pub(crate) use requests::submit_review;
+pub(crate) use requests::{cancel_request, submit_review};
 
 use std::sync::Arc;
 

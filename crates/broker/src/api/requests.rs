@@ -403,7 +403,18 @@ pub async fn cancel(
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<Json<RequestView>, ApiError> {
-    visible(&state, &caller, id).await?;
+    let request = cancel_request(&state, &caller, id).await?;
+    Ok(Json(view(&request, None)))
+}
+
+/// Cancels a request the caller may see, whatever channel asked: the approval core decides
+/// whether the caller may (its requester or a human in its chain).
+pub(crate) async fn cancel_request(
+    state: &State,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<Request, ApiError> {
+    visible(state, caller, id).await?;
     let describe = format!(
         "{} cancelled request {id}; the action will not run",
         caller.0.id
@@ -412,8 +423,7 @@ pub async fn cancel(
         by: caller.0.id.clone(),
         at: now(),
     };
-    let request = transition(&state, &caller.0.id, id, event, describe).await?;
-    Ok(Json(view(&request, None)))
+    transition(state, &caller.0.id, id, event, describe).await
 }
 
 #[derive(Debug, Deserialize)]

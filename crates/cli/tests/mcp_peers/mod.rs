@@ -3,21 +3,20 @@
 //! tests/peers/python/mcp_driver.py. Both are installed by scripts/install-test-peers; a test
 //! without them fails and says so.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use countersign_test_support::ports;
+pub use countersign_test_support::ports::free_port;
+pub use countersign_test_support::process::{Peer as Process, repo_root as repo};
 use serde_json::{Value, json};
 
 /// How long any one expected thing may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn installed(path: PathBuf) -> PathBuf {
     assert!(
@@ -37,32 +36,42 @@ pub fn everything() -> PathBuf {
     installed(repo().join("tests/peers/mcp/node_modules/.bin/mcp-server-everything"))
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls until something listens on `port`.
 pub fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ports::wait_for_port(port, what, DEADLINE);
 }
 
-/// A child process killed when dropped.
-#[derive(Debug)]
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `countersign mcp --name NAME --listen` on a free port in front of `upstream`, run by
+/// deploy-bot against `server` with its spool in `spool` and `env` added to its environment;
+/// returns it, once it listens, and its port.
+pub fn listening_proxy(
+    server: &crate::support::Server,
+    name: &str,
+    upstream: &str,
+    spool: impl AsRef<OsStr>,
+    env: &[(&str, &str)],
+) -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(crate::support::BIN)
+        .args([
+            "mcp",
+            "--name",
+            name,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .env("COUNTERSIGN_SERVER", &server.url)
+        .env("COUNTERSIGN_TOKEN", crate::support::token("deploy-bot"))
+        .env("COUNTERSIGN_SPOOL", spool)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    wait_for_port(port, "countersign mcp --listen");
+    (process, port)
 }
 
 /// server-everything in its streamable HTTP mode on a free port; returns it and its endpoint.

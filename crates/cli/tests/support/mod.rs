@@ -4,12 +4,15 @@
 // Each test crate uses part of the support.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use countersign_model::{Digest, SecretKey};
+use countersign_model::SecretKey;
+use countersign_test_support::poll;
+use countersign_test_support::ports::{free_port, wait_for_port};
+pub use countersign_test_support::principals::token;
+use countersign_test_support::principals::{Principal, principals_toml};
+use countersign_test_support::scratch::Scratch;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
@@ -35,8 +38,7 @@ match.kind = "shell.exec"
 match.command = "echo *"
 "#;
 
-/// (id, kind, extra TOML)
-const PRINCIPALS: [(&str, &str, &str); 4] = [
+const PRINCIPALS: [Principal<'static>; 4] = [
     ("deploy-bot", "agent", "acts_for = [\"alice\"]"),
     ("alice", "human", "groups = [\"dba\", \"sre\"]"),
     (
@@ -51,14 +53,10 @@ const PRINCIPALS: [(&str, &str, &str); 4] = [
     ),
 ];
 
-pub fn token(id: &str) -> String {
-    format!("e2e-token-{id}")
-}
-
 /// A broker process on a free port, with its own data directory; killed when dropped.
 #[derive(Debug)]
 pub struct Server {
-    pub dir: PathBuf,
+    pub dir: Scratch,
     pub url: String,
     port: u16,
     child: Child,
@@ -67,19 +65,11 @@ pub struct Server {
 }
 
 impl Drop for Server {
+    // The directory goes after the process, with the field.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn start_server(name: &str) -> Server {
@@ -94,17 +84,12 @@ pub fn start_server_with_policy(name: &str, policy: &str) -> Server {
 /// A broker enforcing `policy`, with `extra` appended to its configuration (a `[slack]` table,
 /// say) and `env` in its environment, on every start.
 pub fn start_server_with(name: &str, policy: &str, extra: &str, env: &[(&str, &str)]) -> Server {
-    let dir = std::env::temp_dir().join(format!("countersign-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::named(&format!("e2e-{name}"));
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let port = free_port();
     let mut config =
         format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\npolicy = \"policy.toml\"\n");
-    for (id, kind, extra) in PRINCIPALS {
-        let hash = Digest::of(token(id).as_bytes()).hex();
-        config.push_str(&format!("\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{hash}\"\n"));
-    }
+    config.push_str(&principals_toml(&PRINCIPALS));
     config.push_str(extra);
     std::fs::write(dir.join("countersign.toml"), config).unwrap();
     let env: Vec<(String, String)> = env
@@ -141,14 +126,7 @@ fn spawn_broker_with(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the broker did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_port(port, "the broker", Duration::from_secs(20));
     child
 }
 
@@ -205,16 +183,14 @@ impl Server {
 
     /// Polls `countersign pending` until a request appears, and returns its id.
     pub fn wait_for_pending(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        poll::until(Duration::from_secs(20), "a pending request", || {
             let out = self.run("sam", &["pending", "--json"]);
             let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let requests = listed.get("requests").cloned().unwrap_or(listed);
-            if let Some(id) = requests.get(0).and_then(|r| r["id"].as_str()) {
-                return id.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no request became pending");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            requests
+                .get(0)
+                .and_then(|r| r["id"].as_str())
+                .map(str::to_owned)
+        })
     }
 }

@@ -1,22 +1,21 @@
 //! The real peers of the web inbox's browser test: the OpenID Connect provider (npm
 //! `oidc-provider`, tests/peers/oidc) and headless Chromium driven through chromedriver, with a
-//! small WebDriver client over a plain socket.
+//! small WebDriver client on reqwest.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use countersign_test_support::ports;
+pub use countersign_test_support::ports::free_port;
+pub use countersign_test_support::process::{Peer, repo_root};
 use serde_json::{Value, json};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Fails (never skips) when a peer is missing, saying how to install it.
 pub fn require_peers() {
@@ -34,39 +33,13 @@ pub fn require_peers() {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` every 50 ms until it gives a value, or fails after `secs` saying `what`.
-pub fn poll<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Polls `check` until it gives a value, or fails after `secs` saying `what`.
+pub fn poll<T>(secs: u64, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    countersign_test_support::poll::until(Duration::from_secs(secs), what, check)
 }
 
 pub fn wait_for_port(port: u16, what: &str) {
-    poll(20, what, || TcpStream::connect(("127.0.0.1", port)).ok());
-}
-
-/// A child process killed when dropped.
-#[derive(Debug)]
-pub struct Peer(pub Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    ports::wait_for_port(port, what, Duration::from_secs(20));
 }
 
 /// Starts the provider on `port`, for a Countersign whose callback is `redirect_uri`.
@@ -98,40 +71,27 @@ pub fn start_provider(port: u16, redirect_uri: &str) -> Peer {
     Peer(child)
 }
 
-/// One HTTP/1.1 exchange with a JSON body; returns the JSON answer.
+/// One WebDriver call to chromedriver on `port`, with a JSON body; returns the JSON answer (null
+/// when it is not JSON). The tests are synchronous: each call runs on its own small runtime.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
-    let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let mut request = client.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut payload = vec![0; length];
-    reader.read_exact(&mut payload).unwrap();
-    let payload = String::from_utf8_lossy(&payload);
-    serde_json::from_str(&payload).unwrap_or(Value::Null)
+        let answer = request.send().await.unwrap();
+        answer.json().await.unwrap_or(Value::Null)
+    })
 }
 
 /// A headless Chromium session through chromedriver.

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use countersign_broker::now;
 use countersign_slack::{Secrets, Settings, Slack, signature};
+use countersign_test_support::poll;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -174,7 +175,7 @@ impl World {
 
     pub async fn events(&self, id: &str) -> Vec<countersign_audit::AuditEvent> {
         let id = id.parse().unwrap();
-        self.broker.store.audit_for_request(id).await.unwrap()
+        self.broker.broker.audit_of(id).await.unwrap()
     }
 
     pub async fn audit_kinds(&self, id: &str) -> Vec<String> {
@@ -183,17 +184,18 @@ impl World {
 
     /// Waits until the request's audit trail holds an event of `kind`; returns its explanation.
     pub async fn audited(&self, id: &str, kind: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(e) = self.events(id).await.into_iter().find(|e| e.kind == kind) {
-                return e.explanation.clone();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {kind} event for {id}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        poll::until_async(
+            Duration::from_secs(10),
+            &format!("a {kind} event for {id}"),
+            || async {
+                let events = self.events(id).await;
+                events
+                    .into_iter()
+                    .find(|e| e.kind == kind)
+                    .map(|e| e.explanation)
+            },
+        )
+        .await
     }
 
     /// Waits for an ephemeral message to `user`; returns its text.

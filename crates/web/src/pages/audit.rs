@@ -24,8 +24,7 @@ pub async fn page(
     reviewer: Reviewer,
     Query(query): Query<AuditQuery>,
 ) -> Result<Html<String>, PageError> {
-    let store = app.broker.store();
-    let head = store.audit_head().await?.map_or(0, |h| h.seq);
+    let head = app.broker.audit_head().await?.map_or(0, |h| h.seq);
     let through = query.through.unwrap_or(head).min(head);
     let after = through.saturating_sub(PAGE);
     let verification = app.broker.verify_audit().await?;
@@ -51,7 +50,8 @@ pub async fn page(
             ),
         ),
     };
-    let mut events = store
+    let mut events = app
+        .broker
         .audit_after(after, u32::try_from(through - after).unwrap_or(0).max(1))
         .await?;
     events.retain(|e| e.seq <= through);

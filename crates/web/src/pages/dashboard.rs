@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::Html;
 use countersign_approval::{Request, State as RequestState};
+use countersign_broker::RequestFilter;
 use countersign_model::{Timestamp, format_duration};
-use countersign_store::RequestFilter;
 
 use crate::charts::{Series, bars};
 use crate::html::{Nav, escape, page as layout};
@@ -61,8 +61,7 @@ pub async fn page(
     let since = Timestamp::from_unix_millis(first_day * DAY_MS);
     let requests: Vec<Request> = app
         .broker
-        .store()
-        .list_requests(&RequestFilter {
+        .requests(&RequestFilter {
             created_from: Some(since),
             limit: READ,
             ..Default::default()

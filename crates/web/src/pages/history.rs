@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Html;
+use countersign_broker::RequestFilter;
 use countersign_model::{PrincipalKind, Timestamp};
-use countersign_store::RequestFilter;
 use serde::Deserialize;
 
 use super::{action_title, who_asks};
@@ -77,8 +77,7 @@ pub async fn page(
     let to = bound(&filters.to, "To", 1);
     let matching = app
         .broker
-        .store()
-        .list_requests(&RequestFilter {
+        .requests(&RequestFilter {
             state: state.map(str::to_owned),
             requester: agent.map(str::to_owned),
             rule: rule.map(str::to_owned),

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use countersign_approval::Request;
-use countersign_store::RequestFilter;
+use countersign_broker::RequestFilter;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -61,16 +61,17 @@ fn card(request: &Request, now: countersign_model::Timestamp, viewer: &str) -> S
 
 /// The live part of the inbox: pending requests, then the last decided.
 async fn render_lists(app: &App, viewer: &str) -> Result<String, PageError> {
-    let store = app.broker.store();
-    let pending = store
-        .list_requests(&RequestFilter {
+    let pending = app
+        .broker
+        .requests(&RequestFilter {
             state: Some("pending".into()),
             limit: PENDING_SHOWN,
             ..Default::default()
         })
         .await?;
-    let recent = store
-        .list_requests(&RequestFilter {
+    let recent = app
+        .broker
+        .requests(&RequestFilter {
             limit: RECENT_SHOWN + PENDING_SHOWN.min(pending.len() as u32),
             ..Default::default()
         })

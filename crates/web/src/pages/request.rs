@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use countersign_approval::{Authentication, Channel, Request, State as RequestState, Verdict};
 use countersign_audit::AuditEvent;
-use countersign_broker::ApiError;
+use countersign_broker::{ApiError, ReviewInput};
 use countersign_model::{Action, RequestId, Summary, summary};
 use serde::Deserialize;
 
@@ -26,8 +26,7 @@ fn parse_id(text: &str) -> Result<RequestId, PageError> {
 
 async fn load(app: &App, id: RequestId) -> Result<Request, PageError> {
     app.broker
-        .store()
-        .get_request(id)
+        .request(id)
         .await?
         .ok_or_else(|| PageError::from(ApiError::not_found(format!("request {id} does not exist"))))
 }
@@ -162,7 +161,7 @@ fn outcome_of(events: &[AuditEvent]) -> Option<String> {
 
 /// The parts of the page that change while it is open.
 async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
-    let events = app.broker.store().audit_for_request(request.id).await?;
+    let events = app.broker.audit_of(request.id).await?;
     let mut out = format!(
         "<section aria-labelledby=\"state\"><h2 id=\"state\">Where it stands</h2>\
          <p class=\"state\">{} {}</p><p class=\"quorum\">{}</p>",
@@ -362,14 +361,14 @@ pub async fn review(
         .filter(|c| !c.is_empty());
     match app
         .broker
-        .review(
-            &reviewer.principal,
-            id,
+        .review(ReviewInput {
+            reviewer: Arc::clone(&reviewer.principal),
+            request: id,
             verdict,
             comment,
-            Channel::Web,
-            reviewer.session.authentication,
-        )
+            channel: Channel::Web,
+            authentication: reviewer.session.authentication,
+        })
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/requests/{id}?reviewed={verdict}")).into_response()),

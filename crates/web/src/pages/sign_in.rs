@@ -23,6 +23,9 @@ use crate::sessions::{
 use crate::settings::OidcSettings;
 use crate::{App, PageError, Reviewer};
 
+/// The channel name of a principal's OpenID Connect subject in `identities`.
+const OIDC: &str = "oidc";
+
 /// A path on this site to return to after signing in; anything else goes to the inbox.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -262,8 +265,8 @@ pub struct CallbackQuery {
     iss: Option<String>,
 }
 
-/// The principal a verified sign-in is: by `sub` (`oidc_subject`), else by verified email for
-/// humans without an `oidc_subject`. Provider groups only gate who may sign in; what a reviewer
+/// The principal a verified sign-in is: by `sub` (`identities.oidc`), else by verified email for
+/// humans without an `oidc` identity. Provider groups only gate who may sign in; what a reviewer
 /// may approve comes from Countersign's configuration alone.
 pub fn principal_for(
     principals: &[Arc<Principal>],
@@ -283,11 +286,11 @@ pub fn principal_for(
     }
     let by_subject = principals
         .iter()
-        .find(|p| p.oidc_subject.as_deref() == Some(identity.subject.as_str()));
+        .find(|p| p.identity(OIDC) == Some(identity.subject.as_str()));
     let by_email = || {
         let email = identity.verified_email.as_deref()?;
         principals.iter().find(|p| {
-            p.oidc_subject.is_none()
+            p.identity(OIDC).is_none()
                 && p.email
                     .as_deref()
                     .is_some_and(|e| e.eq_ignore_ascii_case(email))
@@ -301,7 +304,7 @@ pub fn principal_for(
         )),
         None => Err(format!(
             "no reviewer in Countersign's configuration matches your account (subject '{}'{}). \
-             An administrator can add oidc_subject or email to your principal.",
+             An administrator can add identities = {{ oidc = \"…\" }} or email to your principal.",
             identity.subject,
             identity
                 .verified_email

@@ -5,15 +5,11 @@
 // Each test crate uses part of it.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use countersign_broker::{Broker, Config};
-use countersign_model::{Digest, SecretKey};
-use countersign_policy::Policy;
-use countersign_store::{SqliteStore, Store};
+use countersign_test_support::broker::{Setup, TestBroker};
+use countersign_test_support::principals::Principal;
+pub use countersign_test_support::principals::token;
 use countersign_web::Web;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
@@ -40,7 +36,7 @@ match.resource = "mcp:github/delete_*"
 approvers = { groups = ["dba"], count = 1 }
 "#;
 
-pub const PRINCIPALS: [(&str, &str, &str); 3] = [
+pub const PRINCIPALS: [Principal<'static>; 3] = [
     (
         "deploy-bot",
         "agent",
@@ -61,21 +57,9 @@ pub const PRINCIPALS: [(&str, &str, &str); 3] = [
 /// A form's fields, in order.
 pub type Form<'a> = &'a [(&'a str, &'a str)];
 
-pub fn token(id: &str) -> String {
-    format!("token-of-{id}")
-}
-
 pub struct Inbox {
     pub router: axum::Router,
-    pub store: Arc<dyn Store>,
-    pub dir: std::path::PathBuf,
-    pub _broker: Broker,
-}
-
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    pub _broker: TestBroker,
 }
 
 /// A response, read whole.
@@ -119,47 +103,23 @@ impl Answer {
 }
 
 pub async fn start(public_url: &str) -> Inbox {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "countersign-web-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut config =
-        format!("data_dir = \"unused\"\npolicy = \"unused\"\npublic_url = \"{public_url}\"\n");
-    for (id, kind, extra) in PRINCIPALS {
-        config.push_str(&format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{}\"\n",
-            Digest::of(token(id).as_bytes()).hex()
-        ));
+    let settings = format!("public_url = \"{public_url}\"\n");
+    let broker = Setup {
+        policy: POLICY,
+        principals: &PRINCIPALS,
+        settings: &settings,
+        tables: "\n[web]\ntoken_sign_in = true\n[web.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"countersign\"\n",
     }
-    config.push_str(
-        "\n[web]\ntoken_sign_in = true\n[web.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"countersign\"\n",
-    );
-    let config = Config::parse(&config).unwrap();
-    let key = SecretKey::from_seed([7; 32]);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.join("countersign.db"), Some(key.clone()))
-            .await
-            .unwrap(),
-    );
-    let loader = Arc::new(|| Ok(POLICY.to_owned()));
-    let broker = Broker::start(
-        &config,
-        Policy::parse(POLICY).unwrap(),
-        loader,
-        Arc::clone(&store),
-        key,
+    .start()
+    .await;
+    let web = Web::new(
+        broker.broker.clone(),
+        &broker.config.channels["web"],
+        |_| None,
     )
-    .await
     .unwrap();
-    let web = Web::new(broker.clone(), config.web.as_ref().unwrap(), |_| None).unwrap();
     Inbox {
-        router: broker.router().merge(web.router()),
-        store,
-        dir,
+        router: broker.router.clone().merge(web.router()),
         _broker: broker,
     }
 }
@@ -255,9 +215,20 @@ impl Inbox {
         value["request"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// The request as the broker has it stored.
+    pub async fn stored(&self, id: &str) -> countersign_approval::Request {
+        self._broker
+            .broker
+            .request(id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     pub async fn review_events(&self, id: &str) -> Vec<String> {
-        self.store
-            .audit_for_request(id.parse().unwrap())
+        self._broker
+            .broker
+            .audit_of(id.parse().unwrap())
             .await
             .unwrap()
             .into_iter()

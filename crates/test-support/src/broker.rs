@@ -1,29 +1,30 @@
-//! A broker on a fresh SQLite store with the example policy and five principals, driven through
-//! its real router (no network): what the API tests share.
-
-// Each test crate uses part of the harness.
-#![allow(dead_code)]
+//! A broker on a fresh SQLite store, driven through its real router (no network): by default with
+//! the example policy and six principals, which is what the API and Slack tests share; the web
+//! inbox's tests start it with their own policy, principals and `[web]` table.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use countersign_broker::{Broker, Config};
-use countersign_model::{Digest, SecretKey};
+use countersign_model::SecretKey;
 use countersign_policy::Policy;
 use countersign_store::{SqliteStore, Store};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-pub const EXAMPLE_POLICY: &str = include_str!("../../../../examples/policy.toml");
+pub use crate::principals::token;
+use crate::principals::{Principal, principals_toml};
+pub use crate::scratch::Scratch;
+
+pub const EXAMPLE_POLICY: &str = include_str!("../../../examples/policy.toml");
 
 /// Principal id → token. The agent acts for alice; dana is a DBA, sam an SRE and an admin.
 /// In Slack, alice and dana are known by their user ids, sam by his email. nightly-bot is an agent
 /// the configuration says sam starts.
-pub const PRINCIPALS: [(&str, &str, &str); 6] = [
+pub const PRINCIPALS: [Principal<'static>; 6] = [
     ("deploy-bot", "agent", "groups = []\nacts_for = [\"alice\"]"),
     (
         "alice",
@@ -48,45 +49,55 @@ pub const PRINCIPALS: [(&str, &str, &str); 6] = [
     ),
 ];
 
-pub fn token(id: &str) -> String {
-    format!("token-of-{id}")
-}
-
+/// The configuration of the default test broker: [`PRINCIPALS`], nothing else.
 pub fn config_text() -> String {
-    let mut text = String::from("data_dir = \"unused\"\npolicy = \"unused\"\n");
-    for (id, kind, extra) in PRINCIPALS {
-        text.push_str(&format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{}\"\n",
-            Digest::of(token(id).as_bytes()).hex()
-        ));
-    }
-    text
+    Setup::default().config_text()
 }
 
-pub struct Scratch(pub PathBuf);
+/// What a test broker is started with, when not [`start`]'s defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    pub policy: &'a str,
+    pub principals: &'a [Principal<'a>],
+    /// Top-level settings, before the principals (`public_url = "…"`, say).
+    pub settings: &'a str,
+    /// Tables after the principals (`[web]`, say).
+    pub tables: &'a str,
+}
 
-impl Scratch {
-    pub fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "countersign-broker-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            policy: EXAMPLE_POLICY,
+            principals: &PRINCIPALS,
+            settings: "",
+            tables: "",
+        }
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Setup<'_> {
+    pub fn config_text(&self) -> String {
+        format!(
+            "data_dir = \"unused\"\npolicy = \"unused\"\n{}{}{}",
+            self.settings,
+            principals_toml(self.principals),
+            self.tables
+        )
+    }
+
+    /// Starts a broker on a fresh store in a scratch directory.
+    pub async fn start(&self) -> TestBroker {
+        let scratch = Scratch::named("broker");
+        let store = open_store(&scratch).await;
+        start_setup(self, store, broker_key(), scratch).await
     }
 }
 
 pub struct TestBroker {
     pub broker: Broker,
+    /// The configuration it was started with.
+    pub config: Config,
     pub router: axum::Router,
     pub store: Arc<dyn Store>,
     pub key: SecretKey,
@@ -103,14 +114,18 @@ pub async fn start_with(
     policy: &str,
     wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
 ) -> TestBroker {
-    let scratch = Scratch::new();
-    let key = SecretKey::from_seed([5; 32]);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&scratch.0.join("countersign.db"), Some(key.clone()))
+    let scratch = Scratch::named("broker");
+    let store = open_store(&scratch).await;
+    start_on(policy, wrap(store), broker_key(), scratch).await
+}
+
+/// The SQLite store of a test broker, in `scratch`.
+async fn open_store(scratch: &Scratch) -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open(&scratch.database(), Some(broker_key()))
             .await
             .unwrap(),
-    );
-    start_on(policy, wrap(store), key, scratch).await
+    )
 }
 
 /// The key every test broker signs with.
@@ -125,14 +140,27 @@ pub async fn start_on(
     key: SecretKey,
     scratch: Scratch,
 ) -> TestBroker {
-    let policy_file = scratch.0.join("policy.toml");
-    std::fs::write(&policy_file, policy).unwrap();
+    let setup = Setup {
+        policy,
+        ..Setup::default()
+    };
+    start_setup(&setup, store, key, scratch).await
+}
+
+async fn start_setup(
+    setup: &Setup<'_>,
+    store: Arc<dyn Store>,
+    key: SecretKey,
+    scratch: Scratch,
+) -> TestBroker {
+    let policy_file = scratch.join("policy.toml");
+    std::fs::write(&policy_file, setup.policy).unwrap();
     let path = policy_file.clone();
     let loader = Arc::new(move || std::fs::read_to_string(&path).map_err(|e| e.to_string()));
-    let config = Config::parse(&config_text()).unwrap();
+    let config = Config::parse(&setup.config_text()).unwrap();
     let broker = Broker::start(
         &config,
-        Policy::parse(policy).unwrap(),
+        Policy::parse(setup.policy).unwrap(),
         loader,
         Arc::clone(&store),
         key.clone(),
@@ -142,10 +170,19 @@ pub async fn start_on(
     TestBroker {
         router: broker.router(),
         broker,
+        config,
         store,
         key,
         policy_file,
         _scratch: scratch,
+    }
+}
+
+impl std::fmt::Debug for TestBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBroker")
+            .field("policy_file", &self.policy_file)
+            .finish_non_exhaustive()
     }
 }
 

@@ -4,12 +4,9 @@
 //! (`channel_not_found`, `message_not_found`, `users_not_found`, `invalid_blocks`), and 429 with
 //! `Retry-After` on demand. It records every call so tests can read what reviewers would see.
 
-// Each test crate uses part of it.
-#![allow(dead_code)]
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -125,14 +122,10 @@ impl FakeSlack {
         what: &str,
         mut check: impl FnMut(&FakeSlack) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(value) = check(self) {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::poll::until_async(Duration::from_secs(10), what, || {
+            std::future::ready(check(self))
+        })
+        .await
     }
 }
 

@@ -30,6 +30,7 @@ impl Seen {
 }
 
 /// An answer: status, content type, body.
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
@@ -56,6 +57,7 @@ impl Reply {
 
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
 
+#[derive(Debug)]
 pub struct FakeBroker {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
