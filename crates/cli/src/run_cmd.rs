@@ -2,7 +2,12 @@
 //! approve it; otherwise it does not run, and the exit code says why (see [`EXIT_CODES`]).
 //!
 //! Fail closed: whatever goes wrong between asking and running (the broker unreachable, an
-//! answer about another action, a grant that cannot be used), the command does not run.
+//! answer about another action, a grant that cannot be used, a program or script changed since
+//! it was asked about), the command does not run.
+//!
+//! What runs is what was reviewed: the program is found once, and its file's SHA-256, an
+//! interpreter's script and the environment that changes what runs are in the action
+//! ([`exact`]); the command runs from that file, with that environment.
 
 mod child;
 mod enforce;

@@ -254,6 +254,7 @@ fn every_outcome_has_its_exit_code() {
         (Outcome::Cancelled { message: reason() }, 202),
         (Outcome::FailClosed { reason: reason() }, 203),
         (Outcome::GrantRefused { reason: reason() }, 204),
+        (Outcome::Changed { reason: reason() }, 204),
     ];
     for (outcome, code) in cases {
         assert_eq!(outcome.exit_code(), code, "{outcome:?}");
