@@ -565,3 +565,43 @@ async fn the_command_runs_with_the_environment_the_action_names() {
         assert!(seen.lines().any(|l| l == line), "{line} not in {seen}");
     }
 }
+
+#[tokio::test]
+async fn a_program_replaced_while_the_grant_is_used_does_not_run_and_says_so_in_the_outcome() {
+    let dir = workdir("swapped-at-consume");
+    let tool = dir.join("tool");
+    script(&tool, "touch ran");
+    let swap_on_consume = {
+        let (dir, tool) = (dir.clone(), tool.clone());
+        gated_broker(vec!["approved"], move || {
+            let planted = dir.join("planted");
+            script(&planted, "touch planted-ran");
+            std::fs::rename(&planted, &tool).unwrap();
+            consumed()
+        })
+    };
+    let broker = FakeBroker::start(swap_on_consume).await;
+    let out = run(&broker.url, &dir, &["run", "--", "./tool"]).await;
+    assert_eq!(out.status.code(), Some(204), "{}", stderr(&out));
+    assert!(!dir.join("ran").exists() && !dir.join("planted-ran").exists());
+    let said = stderr(&out);
+    assert!(!said.contains("running `./tool`"), "{said}");
+    assert!(
+        said.contains("countersign: the command did not run: the program "),
+        "{said}"
+    );
+    let outcome = broker
+        .seen()
+        .into_iter()
+        .find(|s| s.target.ends_with("/outcome"))
+        .expect("the outcome is recorded on the request whose grant was used")
+        .json();
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["exit_code"], Value::Null);
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("`./tool` did not run: the program ")
+            && summary.contains("changed after it was asked about"),
+        "{summary}"
+    );
+}
