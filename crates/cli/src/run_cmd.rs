@@ -2,10 +2,16 @@
 //! approve it; otherwise it does not run, and the exit code says why (see [`EXIT_CODES`]).
 //!
 //! Fail closed: whatever goes wrong between asking and running (the broker unreachable, an
-//! answer about another action, a grant that cannot be used), the command does not run.
+//! answer about another action, a grant that cannot be used, a program or script changed since
+//! it was asked about), the command does not run.
+//!
+//! What runs is what was reviewed: the program is found once, and its file's SHA-256, an
+//! interpreter's script and the environment that changes what runs are in the action
+//! ([`exact`]); the command runs from that file, with that environment.
 
 mod child;
 mod enforce;
+mod exact;
 mod resolve;
 mod signals;
 mod status;
@@ -14,7 +20,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +30,7 @@ use countersign_model::parse_duration;
 use serde_json::json;
 
 use self::child::Ran;
+use self::exact::Exact;
 use self::signals::Signals;
 use self::status::StatusLine;
 use crate::connection::Connection;
@@ -42,7 +48,7 @@ Exit codes:
   203      fail closed: the broker was unreachable or unavailable, refused the call, or
            answered about another action
   204      the approval could not be used: the grant was refused, already used, or is
-           for another action
+           for another action; or the program or script changed after it was asked about
 With 200 to 204 the command did not run.";
 
 /// Run a command once the policy allows it, or once enough humans approve it.
@@ -64,6 +70,16 @@ pub struct RunArgs {
     /// request expires].
     #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
     pub wait: Option<Duration>,
+    /// More environment variables to put in the action and show reviewers, as patterns
+    /// (`MYAPP_*,VAULT_ADDR`), added to the built-in list (PATH, LD_*, PG*, AWS_*, KUBECONFIG,
+    /// GIT_*, …).
+    #[arg(
+        long = "env-vars",
+        env = "COUNTERSIGN_RUN_ENV",
+        value_delimiter = ',',
+        value_name = "PATTERNS"
+    )]
+    pub env_vars: Vec<String>,
     /// The action kind policy rules match on.
     #[arg(long, default_value = "shell.exec", value_name = "KIND")]
     pub kind: String,
@@ -119,6 +135,25 @@ pub fn build_action(
     Ok(action)
 }
 
+/// The action for the command as it will run: [`build_action`]'s, with what `exact` captured
+/// (`program_sha256`, `env`, `script`) in its details.
+pub fn exact_action(
+    args: &RunArgs,
+    cwd: &str,
+    exact: &Exact,
+    hostname: &str,
+) -> anyhow::Result<ActionRequest> {
+    let program = exact.program().to_string_lossy();
+    let mut action = build_action(args, cwd, &program, hostname)?;
+    if let Some(details) = action.details.as_object_mut() {
+        exact.add_to(details);
+    }
+    action
+        .validate()
+        .context("the command cannot be sent to Countersign")?;
+    Ok(action)
+}
+
 /// This machine's name: /etc/hostname, else $HOSTNAME, else `localhost`.
 pub fn hostname() -> String {
     let from_file = std::fs::read_to_string("/etc/hostname")
@@ -163,6 +198,10 @@ pub enum Outcome {
     GrantRefused {
         reason: String,
     },
+    /// The program or script is not what was asked about any more.
+    Changed {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -173,7 +212,7 @@ impl Outcome {
             Outcome::Expired { .. } => 201,
             Outcome::Cancelled { .. } => 202,
             Outcome::FailClosed { .. } => 203,
-            Outcome::GrantRefused { .. } => 204,
+            Outcome::GrantRefused { .. } | Outcome::Changed { .. } => 204,
         }
     }
 
@@ -201,6 +240,7 @@ impl Outcome {
             Outcome::GrantRefused { reason } => {
                 format!("the approval could not be used, the command did not run: {reason}")
             }
+            Outcome::Changed { reason } => format!("the command did not run: {reason}"),
         })
     }
 
@@ -273,25 +313,29 @@ pub fn denial_message(view: &RequestView) -> String {
 /// Runs `countersign run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // Taken once: the action names it and the command runs with it.
+    let environment = exact::environment();
+    let path = environment
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.clone());
     // Found once, here: the same file is named in the action and executed, whatever happens to
     // PATH or the directories in it while the request waits.
     let first = args.command.first().map_or("", String::as_str);
-    let program = match resolve::program(first, &cwd, std::env::var_os("PATH").as_deref()) {
+    let program = match resolve::program(first, &cwd, path.as_deref()) {
         Ok(program) => program,
-        Err(error) => {
-            let outcome = Outcome::Ran(Ran::NotStarted { error });
-            if let Some(message) = outcome.message() {
-                eprintln!("countersign: {message}; nothing was asked");
-            }
-            return Ok(ExitCode::from(outcome.exit_code()));
-        }
+        Err(error) => return Ok(not_started(error)),
     };
-    let action = build_action(&args, &cwd.to_string_lossy(), &program, &hostname())?;
+    let exact = match Exact::capture(&program, &args.command, &cwd, environment, &args.env_vars)? {
+        Ok(exact) => exact,
+        Err(error) => return Ok(not_started(error)),
+    };
+    let action = exact_action(&args, &cwd.to_string_lossy(), &exact, &hostname())?;
     let client = args.connection.client()?;
     let mut enforcer = enforce::Enforcer {
         client: &client,
         action: &action,
-        program: Path::new(&program),
+        exact: &exact,
         argv: &args.command,
         wait: args.wait,
         signals: Signals::listen().context("cannot listen for Ctrl-C and SIGTERM")?,
@@ -302,4 +346,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("countersign: {message}");
     }
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// The command cannot be started (not found, its file unreadable), so nothing is asked.
+fn not_started(error: std::io::Error) -> ExitCode {
+    let outcome = Outcome::Ran(Ran::NotStarted { error });
+    if let Some(message) = outcome.message() {
+        eprintln!("countersign: {message}; nothing was asked");
+    }
+    ExitCode::from(outcome.exit_code())
 }

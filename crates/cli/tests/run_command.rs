@@ -40,6 +40,24 @@ async fn run(server: &str, dir: &Path, args: &[&str]) -> Output {
     countersign(server, dir, args).output().await.unwrap()
 }
 
+/// `countersign ARGS` with nothing in its environment but `vars`, PATH and how to reach the
+/// broker: what the action names is known exactly.
+async fn run_with_only(server: &str, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = countersign(server, dir, args);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("COUNTERSIGN_SERVER", server)
+        .env("COUNTERSIGN_TOKEN", "agent-token")
+        .envs(vars.iter().copied());
+    command.output().await.unwrap()
+}
+
+/// The SHA-256 of a file's content, in hex.
+fn sha256(path: &str) -> String {
+    Digest::of(&std::fs::read(path).unwrap()).hex()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -138,17 +156,19 @@ async fn an_allowed_command_runs_at_once_with_its_own_exit_status() {
     })
     .await;
     let dir = workdir("allow");
-    let out = run(&broker.url, &dir, marking()).await;
+    let out = run_with_only(&broker.url, &dir, marking(), &[("LANG", "C")]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(dir.join("ran").exists());
     assert_eq!(stderr(&out), "", "an allowed action says nothing");
     let call = broker.only_call();
     assert_eq!(call.header("authorization"), Some("Bearer agent-token"));
+    let path = std::env::var("PATH").unwrap();
     assert_eq!(
         call.json(),
         json!({"kind": "shell.exec", "resource": "host:test",
                "details": {"argv": ["sh", "-c", "touch ran; exit 3"], "cwd": dir.to_str().unwrap(),
-                           "program": in_path("sh")}})
+                           "program": in_path("sh"), "program_sha256": sha256(&in_path("sh")),
+                           "env": {"PATH": path}}})
     );
 }
 
@@ -425,4 +445,163 @@ async fn giving_up_after_wait_withdraws_the_request() {
         stderr(&out)
     );
     assert!(broker.seen().iter().any(|s| s.target.ends_with("/cancel")));
+}
+
+/// A broker that allows every action, after `meanwhile` (which may change a file on disk, as an
+/// agent could while the broker answers).
+fn allowing(meanwhile: impl Fn() + Send + Sync + 'static) -> impl Fn(&Seen) -> Reply + Send + Sync {
+    move |seen| {
+        meanwhile();
+        Reply::json(
+            200,
+            json!({"decision": "allow", "rules": ["r"], "explanation": "ok", "digest": digest_of(seen)}),
+        )
+    }
+}
+
+/// An executable shell script.
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn a_program_replaced_after_it_was_asked_about_does_not_run() {
+    let dir = workdir("swapped");
+    let tool = dir.join("tool");
+    script(&tool, "touch ran");
+    let swap = {
+        let (dir, tool) = (dir.clone(), tool.clone());
+        move || {
+            let planted = dir.join("planted");
+            script(&planted, "touch planted-ran");
+            std::fs::rename(&planted, &tool).unwrap();
+        }
+    };
+    let broker = FakeBroker::start(allowing(swap)).await;
+    let out = run(&broker.url, &dir, &["run", "--", "./tool"]).await;
+    assert_eq!(out.status.code(), Some(204), "{}", stderr(&out));
+    assert!(!dir.join("ran").exists() && !dir.join("planted-ran").exists());
+    let tool = tool.canonicalize().unwrap();
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "countersign: the command did not run: the program {} changed after it was asked \
+             about (SHA-256 ",
+            tool.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_script_edited_while_its_request_waits_does_not_use_the_approval() {
+    let dir = workdir("script-edited");
+    std::fs::write(dir.join("deploy.sh"), "touch ran\n").unwrap();
+    let edit_on_approval = {
+        let dir = dir.clone();
+        let gated = gated_broker(vec!["pending", "approved"], consumed);
+        move |seen: &Seen| {
+            let reply = gated(seen);
+            if seen.target.contains("/wait") {
+                std::fs::write(dir.join("deploy.sh"), "touch edited-ran\n").unwrap();
+            }
+            reply
+        }
+    };
+    let broker = FakeBroker::start(edit_on_approval).await;
+    let out = run(&broker.url, &dir, &["run", "--", "sh", "deploy.sh"]).await;
+    assert_eq!(out.status.code(), Some(204), "{}", stderr(&out));
+    assert!(!dir.join("ran").exists() && !dir.join("edited-ran").exists());
+    assert!(
+        stderr(&out).contains(&format!(
+            "countersign: the command did not run: the script {}/deploy.sh changed after it was \
+             asked about",
+            dir.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let seen = broker.seen();
+    let action = seen[0].json();
+    assert_eq!(
+        action["details"]["script"]["sha256"],
+        Digest::of(b"touch ran\n").hex()
+    );
+    assert!(
+        seen.iter().all(|s| s.target != "/v1/grants/consume"),
+        "the approval is not used up on a script that will not run"
+    );
+}
+
+#[tokio::test]
+async fn the_command_runs_with_the_environment_the_action_names() {
+    let broker = FakeBroker::start(allowing(|| {})).await;
+    let dir = workdir("environment");
+    let out = run_with_only(
+        &broker.url,
+        &dir,
+        &[
+            "run",
+            "--env-vars",
+            "MYAPP_*",
+            "--",
+            "sh",
+            "-c",
+            "env > seen.txt",
+        ],
+        &[("MYAPP_MODE", "fast"), ("PGHOST", "prod-db"), ("LANG", "C")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let action = broker.only_call().json();
+    assert_eq!(
+        action["details"]["env"],
+        json!({"PATH": std::env::var("PATH").unwrap(), "MYAPP_MODE": "fast", "PGHOST": "prod-db"})
+    );
+    let seen = std::fs::read_to_string(dir.join("seen.txt")).unwrap();
+    for line in ["MYAPP_MODE=fast", "PGHOST=prod-db", "LANG=C"] {
+        assert!(seen.lines().any(|l| l == line), "{line} not in {seen}");
+    }
+}
+
+#[tokio::test]
+async fn a_program_replaced_while_the_grant_is_used_does_not_run_and_says_so_in_the_outcome() {
+    let dir = workdir("swapped-at-consume");
+    let tool = dir.join("tool");
+    script(&tool, "touch ran");
+    let swap_on_consume = {
+        let (dir, tool) = (dir.clone(), tool.clone());
+        gated_broker(vec!["approved"], move || {
+            let planted = dir.join("planted");
+            script(&planted, "touch planted-ran");
+            std::fs::rename(&planted, &tool).unwrap();
+            consumed()
+        })
+    };
+    let broker = FakeBroker::start(swap_on_consume).await;
+    let out = run(&broker.url, &dir, &["run", "--", "./tool"]).await;
+    assert_eq!(out.status.code(), Some(204), "{}", stderr(&out));
+    assert!(!dir.join("ran").exists() && !dir.join("planted-ran").exists());
+    let said = stderr(&out);
+    assert!(!said.contains("running `./tool`"), "{said}");
+    assert!(
+        said.contains("countersign: the command did not run: the program "),
+        "{said}"
+    );
+    let outcome = broker
+        .seen()
+        .into_iter()
+        .find(|s| s.target.ends_with("/outcome"))
+        .expect("the outcome is recorded on the request whose grant was used")
+        .json();
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["exit_code"], Value::Null);
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("`./tool` did not run: the program ")
+            && summary.contains("changed after it was asked about"),
+        "{summary}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `countersign run` against a real `countersign serve`: the program is found once and that file
 //! runs (a look-alike in the working directory or early in PATH is not the program a rule
-//! allows, and a PATH entry filled while the request waits changes nothing), and each review is
-//! shown as it arrives.
+//! allows, a PATH entry filled while the request waits changes nothing, and a program replaced
+//! while it waits does not run), the environment that changes what runs is shown to reviewers,
+//! and each review is shown as it arrives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
@@ -193,4 +194,114 @@ fn each_review_is_shown_as_it_arrives() {
         said.contains("approved by dana, sam; running `sh -c 'exit 0'`"),
         "{said}"
     );
+}
+
+#[test]
+fn a_program_swapped_on_disk_after_approval_does_not_run() {
+    let server = start_server_with_policy("swapped", READS);
+    let dir = workdir("swapped");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(&bin.join("tool"), "echo approved-tool > ran.txt");
+
+    let agent = server
+        .command("deploy-bot")
+        .args(["run", "--", "tool", "now"])
+        .current_dir(&dir)
+        .env("PATH", path_with(&[&bin]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = server.wait_for_pending();
+    // Replaced under the same name while the request waits for its approver.
+    script(&dir.join("planted"), "echo planted-tool > ran.txt");
+    std::fs::rename(dir.join("planted"), bin.join("tool")).unwrap();
+    let sam = server.run("sam", &["approve", &id]);
+    assert_eq!(sam.status.code(), Some(0), "{}", text(&sam.stderr));
+
+    let out = agent.wait_with_output().unwrap();
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(204), "{said}");
+    assert!(!dir.join("ran.txt").exists(), "the replaced program ran");
+    assert!(
+        said.contains(&format!(
+            "countersign: the command did not run: the program {}/tool changed after it was \
+             asked about (SHA-256 ",
+            bin.display()
+        )),
+        "{said}"
+    );
+    let export = text(&server.run("sam", &["audit", "export"]).stdout);
+    assert!(export.contains("request.approved"), "{export}");
+    assert!(
+        !export.contains("grant.consumed"),
+        "the approval is not used up by a program that does not run: {export}"
+    );
+}
+
+#[test]
+fn ld_preload_changes_the_digest_and_is_shown_to_the_reviewer() {
+    let server = start_server_with_policy("preload", READS);
+    let dir = workdir("preload");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(&bin.join("tool"), "exit 0");
+    let preload = "/nonexistent/countersign-test-preload.so";
+    let ask = |preloaded: bool| {
+        let mut command = server.command("deploy-bot");
+        command
+            .args(["run", "--", "tool", "now"])
+            .current_dir(&dir)
+            .env("PATH", path_with(&[&bin]))
+            .stderr(Stdio::null());
+        if preloaded {
+            command.env("LD_PRELOAD", preload);
+        }
+        command.spawn().unwrap()
+    };
+
+    let mut plain = ask(false);
+    let first = server.wait_for_pending();
+    let mut preloaded = ask(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let requests = loop {
+        let out = server.run("sam", &["pending", "--json"]);
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let requests = listed.get("requests").cloned().unwrap_or(listed);
+        if requests.as_array().is_some_and(|r| r.len() == 2) {
+            break requests;
+        }
+        assert!(Instant::now() < deadline, "the second request never came");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let second = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] != first)
+        .unwrap();
+    assert_eq!(second["action"]["details"]["env"]["LD_PRELOAD"], preload);
+    let firsts = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == first);
+    assert_eq!(
+        firsts.unwrap()["action"]["details"]["env"].get("LD_PRELOAD"),
+        None
+    );
+    assert_ne!(firsts.unwrap()["digest"], second["digest"]);
+
+    let shown = server.run("sam", &["show", second["id"].as_str().unwrap()]);
+    let shown = text(&shown.stdout);
+    let runs = shown.lines().find(|l| l.starts_with("runs ")).unwrap();
+    assert!(
+        runs.contains("`tool now # program sha256:")
+            && runs.contains(&format!(" LD_PRELOAD={preload} ")),
+        "the reviewer sees LD_PRELOAD with the command: {shown}"
+    );
+    for agent in [&mut plain, &mut preloaded] {
+        let _ = agent.kill();
+        let _ = agent.wait();
+    }
 }

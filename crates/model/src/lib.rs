@@ -19,5 +19,5 @@ pub use action::{Action, ActionError, Chain, PrincipalKind};
 pub use digest::Digest;
 pub use ids::{IdError, RequestId};
 pub use signing::{KeyError, PublicKey, SecretKey};
-pub use summary::{Summary, summary};
+pub use summary::{CommandLine, Summary, summary};
 pub use time::{Timestamp, format_duration, parse_duration};

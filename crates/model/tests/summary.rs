@@ -29,7 +29,7 @@ fn only_shell_exec_is_its_command_line_and_only_sql_statement_its_sql() {
     );
     assert_eq!(
         summary(&shell),
-        Summary::Command(vec!["pg_dump", "customers"])
+        Summary::Command(vec!["pg_dump", "customers"].into())
     );
     assert_eq!(summary(&shell).line(), "pg_dump customers");
 
@@ -38,6 +38,52 @@ fn only_shell_exec_is_its_command_line_and_only_sql_statement_its_sql() {
         json!({"sql": "DELETE FROM customers", "argv": ["ls"]}),
     );
     assert_eq!(summary(&sql), Summary::Sql("DELETE FROM customers"));
+}
+
+#[test]
+fn a_command_shows_the_environment_and_the_hashes_that_decide_what_runs() {
+    let hash = "ab".repeat(32);
+    let shell = action(
+        "shell.exec",
+        json!({"argv": ["sh", "deploy.sh"], "cwd": "/srv", "program": "/usr/bin/sh",
+               "program_sha256": hash,
+               "env": {"PATH": "/usr/bin:/bin", "LD_PRELOAD": "/tmp/my lib.so"},
+               "script": {"path": "/srv/deploy.sh", "sha256": hash}}),
+    );
+    let Summary::Command(command) = summary(&shell) else {
+        panic!("a shell.exec with an argv is its command line");
+    };
+    assert_eq!(
+        &*command,
+        ["sh", "deploy.sh"],
+        "the arguments are the argv alone"
+    );
+    assert_eq!(
+        summary(&shell).line(),
+        format!(
+            "sh deploy.sh # program sha256:{hash}; script /srv/deploy.sh sha256:{hash}; env \
+             LD_PRELOAD='/tmp/my lib.so' PATH=/usr/bin:/bin"
+        )
+    );
+    // An argument cannot pass for what follows the command: its `#` is quoted.
+    let forged = action(
+        "shell.exec",
+        json!({"argv": ["sh", "#", "env", "PATH=/usr/bin"], "env": {"LD_PRELOAD": "/x.so"}}),
+    );
+    assert_eq!(
+        summary(&forged).line(),
+        "sh '#' env PATH=/usr/bin # env LD_PRELOAD=/x.so"
+    );
+    // Anything not of its shape: every detail is shown as sent, nothing is hidden.
+    for bad in [
+        json!({"argv": ["sh"], "env": {"LD_PRELOAD": 1}}),
+        json!({"argv": ["sh"], "env": "LD_PRELOAD=/x.so"}),
+        json!({"argv": ["sh"], "program_sha256": 7}),
+        json!({"argv": ["sh"], "script": {"path": "/x"}}),
+    ] {
+        let shell = action("shell.exec", bad.clone());
+        assert_eq!(summary(&shell), Summary::Details(&bad));
+    }
 }
 
 #[test]

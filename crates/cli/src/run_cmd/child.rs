@@ -1,6 +1,7 @@
 //! Running the command once it may run: directly (no shell), with this process's stdin, stdout
 //! and stderr, and its exit status passed on as ours.
 
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
@@ -101,18 +102,31 @@ fn format_elapsed(elapsed: Duration) -> String {
 }
 
 /// Runs `program` (the absolute path `argv[0]` was resolved to: no second lookup through PATH)
-/// with `argv[0]` as its own name and the rest of `argv` as arguments, and waits for it. Ctrl-C from the terminal reaches the command directly (it is in
+/// with `argv[0]` as its own name, the rest of `argv` as arguments and exactly `environment` as
+/// its environment (the one the action names), and waits for it. Ctrl-C from the terminal
+/// reaches the command directly (it is in
 /// the same process group), so it is not passed on again: programs such as terraform treat a
 /// second SIGINT as "stop now, whatever the state". SIGTERM is sent to this process alone, so
 /// it is passed on.
-pub async fn run(program: &Path, argv: &[String], signals: &mut Signals) -> Ran {
+pub async fn run(
+    program: &Path,
+    argv: &[String],
+    environment: &[(OsString, OsString)],
+    signals: &mut Signals,
+) -> Ran {
     let Some((name, args)) = argv.split_first() else {
         return Ran::NotStarted {
             error: io::Error::new(io::ErrorKind::NotFound, "no command was given"),
         };
     };
     let started = Instant::now();
-    let mut child = match Command::new(program).arg0(name).args(args).spawn() {
+    let mut command = Command::new(program);
+    command
+        .arg0(name)
+        .args(args)
+        .env_clear()
+        .envs(environment.iter().map(|(name, value)| (name, value)));
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => return Ran::NotStarted { error },
     };

@@ -4,16 +4,18 @@
 //! each step on stderr, words how it ended, runs the command and records how it went.
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
-use countersign_client::{ActionRequest, ApprovalRequired, Client, ClientError, RequestView};
+use countersign_client::{
+    ActionRequest, ApprovalRequired, Client, ClientError, OutcomeStatus, RequestView,
+};
 use countersign_enforce::hold::{self, Ending, Front, Hold, Pace, Step, Withdrawal};
 use countersign_enforce::outcome::{self, Report};
 use countersign_model::action::shell_join;
 use countersign_model::{RequestId, format_duration};
 
 use super::child;
+use super::exact::Exact;
 use super::signals::{Signals, Stop};
 use super::status::{StatusLine, review_line};
 use super::{Outcome, Step as Next, next_step};
@@ -27,8 +29,9 @@ const REVIEW_POLL: Duration = Duration::from_secs(2);
 pub(super) struct Enforcer<'a> {
     pub client: &'a Client,
     pub action: &'a ActionRequest,
-    /// The program resolved once, and named in the action: what runs.
-    pub program: &'a Path,
+    /// The program resolved once, its hash, script and environment, as the action names them:
+    /// what runs.
+    pub exact: &'a Exact,
     pub argv: &'a [String],
     /// `--wait`: how long to wait for approval at most.
     pub wait: Option<Duration>,
@@ -44,6 +47,9 @@ struct Terminal<'a> {
     command_line: String,
     /// Reviews shown so far.
     reviews_seen: usize,
+    exact: &'a Exact,
+    /// Why the command was backed out of at the last moment.
+    changed: Option<String>,
 }
 
 impl Terminal<'_> {
@@ -97,6 +103,18 @@ impl Front for Terminal<'_> {
     fn settled(&mut self) {
         self.status.finish();
     }
+
+    /// Before an approval's grant is consumed (or an allowed command let go): a program or script
+    /// changed since it was asked about does not use up the approval, and does not run.
+    fn proceed(&mut self) -> bool {
+        match self.exact.check() {
+            Ok(()) => true,
+            Err(reason) => {
+                self.changed = Some(reason);
+                false
+            }
+        }
+    }
 }
 
 impl Enforcer<'_> {
@@ -123,12 +141,16 @@ impl Enforcer<'_> {
             signals: &mut self.signals,
             status: &mut self.status,
             reviews_seen: 0,
+            exact: self.exact,
+            changed: None,
         };
         let ending = hold.run(&mut terminal).await;
+        let changed = terminal.changed.take();
         match ending {
-            Ending::Allowed => {
-                Outcome::Ran(child::run(self.program, self.argv, &mut self.signals).await)
-            }
+            Ending::Allowed => match self.exact.check() {
+                Ok(()) => Outcome::Ran(self.spawn().await),
+                Err(reason) => Outcome::Changed { reason },
+            },
             Ending::Approved(view) => self.run_approved(&view).await,
             Ending::Denied(denied) => Outcome::PolicyDenied {
                 rules: denied.rules,
@@ -218,9 +240,12 @@ impl Enforcer<'_> {
                      names request {named})"
                 ),
             },
-            // This front end never backs out once the grant is at hand.
-            Ending::BackedOut => Outcome::Cancelled {
-                message: "the command was withdrawn before it ran".to_owned(),
+            // This front end backs out only when the program or script changed.
+            Ending::BackedOut => match changed {
+                Some(reason) => Outcome::Changed { reason },
+                None => Outcome::Cancelled {
+                    message: "the command was withdrawn before it ran".to_owned(),
+                },
             },
         }
     }
@@ -228,6 +253,13 @@ impl Enforcer<'_> {
     /// Runs the approved command, its grant consumed, and records how it went.
     async fn run_approved(&mut self, view: &RequestView) -> Outcome {
         let what = self.command_line();
+        // Checked again after the grant's round trip, immediately before it starts.
+        if let Err(reason) = self.exact.check() {
+            let summary = format!("{what} did not run: {reason}");
+            self.record(view.id, (OutcomeStatus::Failed, None, summary))
+                .await;
+            return Outcome::Changed { reason };
+        }
         let mut approvers: Vec<&str> = Vec::new();
         for approver in view.progress.iter().flat_map(|p| &p.approved_by) {
             if !approvers.contains(&approver.as_str()) {
@@ -238,21 +270,40 @@ impl Enforcer<'_> {
             "approved by {}; running {what}",
             clean(&approvers.join(", "))
         ));
-        let ran = child::run(self.program, self.argv, &mut self.signals).await;
-        let (status, exit_code, summary) = ran.report(&what);
+        let ran = self.spawn().await;
+        self.record(view.id, ran.report(&what)).await;
+        Outcome::Ran(ran)
+    }
+
+    /// Records how the approved command went on its request; a failure is only a warning (the
+    /// command has run, or has been refused, either way).
+    async fn record(
+        &self,
+        request: RequestId,
+        (status, exit_code, summary): (OutcomeStatus, Option<i32>, String),
+    ) {
         let report = Report {
-            request: view.id,
+            request,
             status,
             exit_code,
             summary: &summary,
         };
         if let Err(error) = outcome::record(self.client, None, report).await {
             eprintln!(
-                "countersign: warning: the outcome of request {} was not recorded: {error}",
-                view.id
+                "countersign: warning: the outcome of request {request} was not recorded: {error}"
             );
         }
-        Outcome::Ran(ran)
+    }
+
+    /// Starts the command: the file resolved once, with the environment captured once.
+    async fn spawn(&mut self) -> child::Ran {
+        child::run(
+            self.exact.program(),
+            self.argv,
+            self.exact.environment(),
+            &mut self.signals,
+        )
+        .await
     }
 }
 

@@ -254,6 +254,7 @@ fn every_outcome_has_its_exit_code() {
         (Outcome::Cancelled { message: reason() }, 202),
         (Outcome::FailClosed { reason: reason() }, 203),
         (Outcome::GrantRefused { reason: reason() }, 204),
+        (Outcome::Changed { reason: reason() }, 204),
     ];
     for (outcome, code) in cases {
         assert_eq!(outcome.exit_code(), code, "{outcome:?}");
@@ -375,21 +376,29 @@ async fn a_command_runs_directly_and_passes_its_status_on() {
     let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     let path = |name: &str| resolve::program(name, Path::new("/"), None).unwrap();
     let sh = path("sh");
-    let ran = child::run(Path::new(&sh), &argv(&["sh", "-c", "exit 7"]), &mut signals).await;
+    let env: Vec<_> = std::env::vars_os().collect();
+    let ran = child::run(
+        Path::new(&sh),
+        &argv(&["sh", "-c", "exit 7"]),
+        &env,
+        &mut signals,
+    )
+    .await;
     assert_eq!(ran.exit_code(), 7);
     // No shell in between: the metacharacters reach the program as they are.
     let test = path("test");
     let args = argv(&["test", "a;b", "=", "a;b"]);
-    let ran = child::run(Path::new(&test), &args, &mut signals).await;
+    let ran = child::run(Path::new(&test), &args, &env, &mut signals).await;
     assert_eq!(ran.exit_code(), 0);
     // The program runs under the name it was given, from the path it was resolved to.
     let args = argv(&["called-so", "-c", "test \"$0\" = called-so"]);
-    let ran = child::run(Path::new(&sh), &args, &mut signals).await;
+    let ran = child::run(Path::new(&sh), &args, &env, &mut signals).await;
     assert_eq!(ran.exit_code(), 0);
     let missing = Path::new("/countersign-no-such-command");
     let ran = child::run(
         missing,
         &argv(&["countersign-no-such-command"]),
+        &env,
         &mut signals,
     )
     .await;
