@@ -1,18 +1,19 @@
 //! `POST /v1/actions`: evaluate an action against the policy in force. Allowed and denied actions
 //! answer once their audit event is durable; gated ones open a request, and may wait for it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use countersign_api::{ActionBody, Allowed, ApprovalRequired, Denied, ErrorCode, EvaluateResponse};
 use countersign_approval::Request;
-use countersign_model::{Action, Chain};
+use countersign_audit::EventKind;
+use countersign_model::Chain;
 use countersign_policy::Outcome;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::input::{MAX_EXACT, inexact_number};
 use super::requests::{decided_view, wait_for_decision};
@@ -21,27 +22,6 @@ use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::{State, draft, new_request_id, now};
 use crate::views::view;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionBody {
-    kind: String,
-    resource: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default = "empty_object")]
-    details: Value,
-    #[serde(default)]
-    justification: Option<String>,
-    #[serde(default)]
-    on_behalf_of: Option<Vec<String>>,
-    #[serde(default)]
-    started_by: Option<String>,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +91,7 @@ pub async fn evaluate(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Query(query): Query<EvaluateQuery>,
-    Body(body): Body<ActionBody>,
+    Body(mut body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     if let Some(path) = inexact_number(&body.details, "details") {
         return Err(ApiError::bad_request(format!(
@@ -120,21 +100,14 @@ pub async fn evaluate(
         )));
     }
     let principal = &caller.0;
-    let on_behalf_of = chain_humans(principal, body.on_behalf_of)?;
-    let started_by = chain_starter(principal, body.started_by)?;
-    let action = Action {
-        kind: body.kind,
-        resource: body.resource,
-        labels: body.labels,
-        details: body.details,
-        principal: Chain {
-            id: principal.id.clone(),
-            kind: principal.kind,
-            on_behalf_of,
-            started_by,
-        },
-        justification: body.justification,
-    };
+    let on_behalf_of = chain_humans(principal, body.on_behalf_of.take())?;
+    let started_by = chain_starter(principal, body.started_by.take())?;
+    let action = body.into_action(Chain {
+        id: principal.id.clone(),
+        kind: principal.kind,
+        on_behalf_of,
+        started_by,
+    });
     action
         .validate()
         .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
@@ -152,19 +125,13 @@ pub async fn evaluate(
         "policy": policy.hash(),
         "action": action,
     });
-    let answer = json!({
-        "decision": decision.outcome,
-        "rules": decision.rules,
-        "explanation": decision.explanation,
-        "digest": digest,
-    });
 
     match decision.outcome {
         Outcome::Allow | Outcome::Deny => {
             let kind = if decision.outcome == Outcome::Allow {
-                "action.allowed"
+                EventKind::ActionAllowed
             } else {
-                "action.denied"
+                EventKind::ActionDenied
             };
             let event = draft(at, kind, &principal.id, None, decision.explanation.clone())
                 .with_data(record);
@@ -174,16 +141,25 @@ pub async fn evaluate(
                 .await
                 .map_err(|e| ApiError::unavailable(&e))?;
             if decision.outcome == Outcome::Allow {
+                let answer = EvaluateResponse::Allow(Allowed {
+                    rules: decision.rules,
+                    explanation: decision.explanation,
+                    digest,
+                });
                 Ok((StatusCode::OK, Json(answer)).into_response())
             } else {
                 let error = ApiError::new(
                     StatusCode::FORBIDDEN,
-                    "denied",
+                    ErrorCode::Denied,
                     decision.explanation.clone(),
                 );
-                let mut body = answer;
-                body["error"] = error.body()["error"].clone();
-                Ok((StatusCode::FORBIDDEN, Json(body)).into_response())
+                let answer = EvaluateResponse::Deny(Denied {
+                    rules: decision.rules,
+                    explanation: decision.explanation,
+                    digest,
+                    error: Some(error.body().error),
+                });
+                Ok((StatusCode::FORBIDDEN, Json(answer)).into_response())
             }
         }
         Outcome::RequireApproval => {
@@ -192,7 +168,7 @@ pub async fn evaluate(
                 .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
             let created = draft(
                 at,
-                "request.created",
+                EventKind::RequestCreated,
                 &principal.id,
                 Some(id),
                 request.decision.explanation.clone(),
@@ -201,7 +177,7 @@ pub async fn evaluate(
             state.store.create_request(&request, vec![created]).await?;
             state.metrics.request_opened();
             state.deadlines.notify_one();
-            state.changes.publish(id, "request.created");
+            state.changes.publish(id, EventKind::RequestCreated);
             let shown = match wait {
                 Some(wait) => {
                     let latest = wait_for_decision(&state, id, wait).await?;
@@ -209,10 +185,13 @@ pub async fn evaluate(
                 }
                 None => view(&request, None),
             };
-            let mut body = answer;
-            body["request"] =
-                serde_json::to_value(shown).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+            let answer = EvaluateResponse::RequireApproval(ApprovalRequired {
+                rules: shown.rules.clone(),
+                explanation: shown.explanation.clone(),
+                digest,
+                request: Box::new(shown),
+            });
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{MAX_AUDIT_BODY, MAX_BODY};
 use crate::error::ApiError;
 use crate::listener::BodyStalled;
+use countersign_api::ErrorCode;
 
 /// A JSON body whose problems become a 400 (or 408, 413, 415) that says what is wrong.
 #[derive(Debug)]
@@ -26,7 +27,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
@@ -57,7 +58,7 @@ fn unreadable(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!(
                 "the request body is too large (at most {} KiB; reported audit events at most {} \
                  MiB per call)",
@@ -71,7 +72,7 @@ fn unreadable(rejection: BytesRejection) -> ApiError {
         if let Some(stalled) = error.downcast_ref::<BodyStalled>() {
             return ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 format!("{stalled}; send the whole body at once"),
             );
         }

@@ -24,6 +24,7 @@ use countersign_model::{PrincipalKind, RequestId};
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::State;
+use countersign_api::ErrorCode;
 
 /// Request bodies larger than this are refused with 413…
 pub const MAX_BODY: usize = 256 * 1024;
@@ -77,7 +78,7 @@ pub fn router(state: Arc<State>) -> Router {
 async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("this endpoint does not answer {method}; see /openapi.json for the API"),
     )
 }
@@ -122,8 +123,13 @@ impl FromRequestParts<Arc<State>> for Caller {
         parts: &mut Parts,
         state: &Arc<State>,
     ) -> Result<Self, Self::Rejection> {
-        let unauthenticated =
-            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        let unauthenticated = |message: &str| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                message,
+            )
+        };
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
