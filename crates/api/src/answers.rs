@@ -4,8 +4,10 @@
 
 use countersign_model::{Digest, PrincipalKind, PublicKey, RequestId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ErrorDetail;
+use crate::openapi::schemas;
 use crate::request::RequestView;
 
 /// The broker's answer to an action: one of the policy's three outcomes.
@@ -77,30 +79,34 @@ pub struct ApprovalRequired {
 }
 
 /// The broker's answer to a grant being used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GrantConsumed {
     pub consumed: bool,
     /// The request whose approval was used.
+    #[schema(schema_with = schemas::request_id)]
     pub request: RequestId,
 }
 
 /// The policy in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyView {
+    #[schema(schema_with = schemas::digest)]
     pub hash: Digest,
     pub text: String,
 }
 
 /// A reloaded policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyReloaded {
+    #[schema(schema_with = schemas::digest)]
     pub hash: Digest,
 }
 
 /// Who the token names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Whoami {
     pub id: String,
+    #[schema(schema_with = schemas::principal_kind)]
     pub kind: PrincipalKind,
     #[serde(default)]
     pub groups: Vec<String>,
@@ -115,35 +121,38 @@ pub struct Whoami {
 }
 
 /// `GET /v1/requests`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestList {
     pub requests: Vec<RequestView>,
 }
 
 /// `POST /v1/requests/{id}/outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OutcomeRecorded {
     pub recorded: bool,
 }
 
 /// `POST /v1/audit/events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Appended {
     /// How many events were added to the log.
     pub appended: u64,
     /// How many had been recorded before (same reporter, same `data.event_id`).
     #[serde(default)]
+    #[schema(required = true)]
     pub already_recorded: u64,
 }
 
 /// `GET /v1/audit/key`: the key that verifies the log's checkpoints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditKey {
+    /// The Ed25519 public key, in Countersign's text form.
+    #[schema(value_type = String)]
     pub public_key: PublicKey,
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub ok: bool,
 }

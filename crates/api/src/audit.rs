@@ -6,11 +6,15 @@ use countersign_audit::{AuditEvent, ChainHead, Checkpoint};
 use countersign_model::{Digest, RequestId, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::openapi::schemas;
 
 /// A page of the audit log (`GET /v1/audit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     #[serde(serialize_with = "events_out", deserialize_with = "events_in")]
+    #[schema(value_type = Vec<AuditEventView>)]
     pub events: Vec<AuditEvent>,
     /// The checkpoints that sign events of this page.
     #[serde(
@@ -18,23 +22,29 @@ pub struct AuditPage {
         serialize_with = "checkpoints_out",
         deserialize_with = "checkpoints_in"
     )]
+    #[schema(value_type = Vec<CheckpointView>)]
     pub checkpoints: Vec<Checkpoint>,
 }
 
 /// One audit event on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: u64,
+    #[schema(schema_with = schemas::timestamp)]
     pub time: Timestamp,
     /// The event's type, such as `request.created` (the audit crate's `EventKind`).
     #[serde(rename = "type")]
     pub kind: String,
     pub principal: Option<String>,
+    #[schema(schema_with = schemas::request_id_or_null)]
     pub request_id: Option<RequestId>,
     /// Structured details; a JSON object.
+    #[schema(schema_with = schemas::json_object)]
     pub data: Value,
     pub explanation: String,
+    #[schema(schema_with = schemas::digest)]
     pub prev_hash: Digest,
+    #[schema(schema_with = schemas::digest)]
     pub hash: Digest,
 }
 
@@ -71,10 +81,12 @@ impl From<AuditEventView> for AuditEvent {
 }
 
 /// A signed statement that event `seq` of the log had hash `head_hash` at `time`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CheckpointView {
     pub seq: u64,
+    #[schema(schema_with = schemas::digest)]
     pub head_hash: Digest,
+    #[schema(schema_with = schemas::timestamp)]
     pub time: Timestamp,
     pub key_id: String,
     pub signature: String,
@@ -126,9 +138,10 @@ fn checkpoints_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Chec
 }
 
 /// Where a verified chain ends: the number and hash of its last event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChainHeadView {
     pub seq: u64,
+    #[schema(schema_with = schemas::digest)]
     pub hash: Digest,
 }
 
@@ -155,7 +168,8 @@ impl AuditVerification {
 
 /// The wire shape: `{"ok": true, "events", "head", "checkpoints"}` or `{"ok": false, "error",
 /// "seq"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = AuditVerification)]
 pub struct RawVerification {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,28 +12,38 @@ use countersign_model::strict_json::StrictValue;
 use countersign_model::{Action, ActionError, Chain, Digest, PrincipalKind, RequestId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::openapi::schemas;
 
 /// An action to evaluate (`POST /v1/actions`). The broker fills in who asks from the token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     /// A dotted name: `shell.exec`, `mcp.tool_call`, `http.request`, `sql.statement`, …
+    #[schema(schema_with = schemas::action_kind)]
     pub kind: String,
     /// What it acts on: `host:build-7`, `db:prod/customers`, …
+    #[schema(schema_with = schemas::resource)]
     pub resource: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = schemas::labels)]
     pub labels: BTreeMap<String, String>,
     /// What exactly runs (argv, SQL text, tool arguments); a JSON object.
     #[serde(default = "empty_object", deserialize_with = "strict")]
+    #[schema(schema_with = schemas::json_object)]
     pub details: Value,
     /// The requester's own words on why. Shown to reviewers marked as untrusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::justification)]
     pub justification: Option<String>,
     /// The humans the requester acts for; by default those the broker's configuration names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::on_behalf_of)]
     pub on_behalf_of: Option<Vec<String>>,
     /// What started the requester (a pipeline run, a scheduler).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::started_by)]
     pub started_by: Option<String>,
 }
 
@@ -107,20 +117,23 @@ impl ActionBody {
 }
 
 /// A review (`POST /v1/requests/{id}/reviews`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
+    #[schema(schema_with = schemas::verdict)]
     pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::comment)]
     pub comment: Option<String>,
 }
 
 /// A grant about to be used (`POST /v1/grants/consume`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeBody {
     pub token: String,
     /// The digest of the action about to run.
+    #[schema(schema_with = schemas::digest)]
     pub digest: Digest,
 }
 
@@ -135,19 +148,22 @@ impl fmt::Debug for ConsumeBody {
 }
 
 /// How an approved action went (`POST /v1/requests/{id}/outcome`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
+    #[schema(inline)]
     pub status: OutcomeStatus,
     /// A whole number from −2^31 to 2^31 − 1; JSON may write it `1` or `1.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::exit_code)]
     pub exit_code: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::outcome_summary)]
     pub summary: Option<String>,
 }
 
 /// How an approved action went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
     /// It ran and succeeded.
@@ -243,8 +259,9 @@ pub struct ReportedEvent {
 }
 
 /// A batch of reported events (`POST /v1/audit/events`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppendBody {
+    #[schema(schema_with = schemas::reported_events)]
     pub events: Vec<ReportedEvent>,
 }

@@ -5,6 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
@@ -93,6 +96,19 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+                .into(),
+        )
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
 /// A code that is not one of Countersign's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a Countersign error code")]
@@ -165,7 +181,7 @@ impl PartialEq<ErrorCode> for ReadCode {
 }
 
 /// The `error` object of an error answer, as the broker writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     /// What went wrong and how to fix it, in Countersign's words.
@@ -173,7 +189,8 @@ pub struct ErrorDetail {
 }
 
 /// `{"error": {...}}`, the shape of every error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

@@ -10,6 +10,7 @@ mod audit;
 mod bodies;
 mod convert;
 mod error;
+pub mod openapi;
 mod request;
 
 pub use answers::{

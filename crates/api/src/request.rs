@@ -14,9 +14,12 @@ use countersign_model::{Action, Chain, Digest, PrincipalKind, RequestId, Timesta
 use countersign_policy::Requirement;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::openapi::schemas;
 
 /// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestState {
     Pending,
@@ -72,13 +75,17 @@ impl FromStr for RequestState {
 }
 
 /// One request for approval, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
+    #[schema(schema_with = schemas::request_id)]
     pub id: RequestId,
+    #[schema(inline)]
     pub state: RequestState,
     /// What an approval binds to: the digest of `action`.
+    #[schema(schema_with = schemas::digest)]
     pub digest: Digest,
     #[serde(serialize_with = "action_out", deserialize_with = "action_in")]
+    #[schema(value_type = ActionView)]
     pub action: Action,
     /// The rules that asked for the review.
     #[serde(default)]
@@ -89,20 +96,25 @@ pub struct RequestView {
         serialize_with = "requirements_out",
         deserialize_with = "requirements_in"
     )]
+    #[schema(value_type = Vec<RequirementView>)]
     pub requirements: Vec<Requirement>,
     #[serde(default)]
     pub progress: Vec<ProgressView>,
     #[serde(default)]
     pub reviews: Vec<ReviewView>,
+    #[schema(schema_with = schemas::timestamp)]
     pub created_at: Timestamp,
+    #[schema(schema_with = schemas::timestamp)]
     pub expires_at: Timestamp,
     #[serde(default)]
+    #[schema(schema_with = schemas::timestamp_or_null)]
     pub decided_at: Option<Timestamp>,
     /// Who ended a denied request with their denial, or who cancelled it.
     #[serde(default)]
     pub decided_by: Option<String>,
     /// For an approved request: when its approval stops letting the action run.
     #[serde(default)]
+    #[schema(schema_with = schemas::timestamp_or_null)]
     pub approval_expires_at: Option<Timestamp>,
     /// A sentence for the requester on where the request stands.
     #[serde(default)]
@@ -129,7 +141,7 @@ impl RequestView {
 }
 
 /// An action on the wire: what it is, what it acts on, and who asks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActionView {
     pub kind: String,
     pub resource: String,
@@ -137,6 +149,7 @@ pub struct ActionView {
     pub labels: BTreeMap<String, String>,
     /// What exactly runs (argv, SQL text, tool arguments); a JSON object.
     #[serde(default)]
+    #[schema(schema_with = schemas::json_object)]
     pub details: Value,
     pub principal: ChainView,
     /// The requester's own words on why; untrusted.
@@ -145,9 +158,10 @@ pub struct ActionView {
 }
 
 /// Who asks for an action: the requester, the humans it acts for, and what started it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChainView {
     pub id: String,
+    #[schema(schema_with = schemas::principal_kind)]
     pub kind: PrincipalKind,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_behalf_of: Vec<String>,
@@ -200,7 +214,7 @@ fn action_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Action, D::Er
 }
 
 /// One approval rule's demand on a request, on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequirementView {
     /// The rule that asks for it.
     pub rule: String,
@@ -260,7 +274,7 @@ fn requirements_in<'de, D: Deserializer<'de>>(
 }
 
 /// How far one approval requirement has got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProgressView {
     pub rule: String,
     /// The distinct eligible humans who approved, in the order they did.
@@ -280,9 +294,10 @@ pub struct ProgressView {
 }
 
 /// One human's verdict on a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReviewView {
     pub reviewer: String,
+    #[schema(schema_with = schemas::verdict)]
     pub verdict: Verdict,
     #[serde(default)]
     pub comment: Option<String>,
@@ -291,13 +306,15 @@ pub struct ReviewView {
     pub channel: String,
     /// How the reviewer signed in: `api_token`, `slack`, `teams`, `oidc`, `oidc_mfa`.
     pub authentication: String,
+    #[schema(schema_with = schemas::timestamp)]
     pub at: Timestamp,
 }
 
 /// The single-use permission an approved request yields to its requester.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GrantView {
     pub token: String,
+    #[schema(schema_with = schemas::timestamp)]
     pub expires_at: Timestamp,
 }
 

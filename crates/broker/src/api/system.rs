@@ -65,7 +65,7 @@ pub async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoRespon
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
+        countersign_api::openapi::COMMITTED,
     )
 }
 
