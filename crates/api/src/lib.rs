@@ -2,8 +2,10 @@
 //! either can change without the other: what callers send (strict: unknown fields and repeated
 //! keys refused), what the broker answers (tolerant: fields a newer broker adds are ignored, at
 //! every depth), the closed list of error codes, and conversions at the edge from the core types.
+//! The OpenAPI document of the API is generated from these types ([`openapi::document`]).
 //!
-//! The public interface is:
+//! Architecture invariant: like the core it converts from, this crate does no I/O; the broker
+//! serves its types and the client reads them.
 
 mod answers;
 mod audit;
