@@ -87,14 +87,19 @@ pub struct AuditVerification {
 pub async fn verify(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<countersign_api::AuditVerification>, ApiError> {
     caller.require_human("verify the audit log")?;
     let verification = verify_log(&state).await?;
     Ok(Json(match verification.result {
-        Ok(summary) => {
-            json!({ "ok": true, "events": summary.count, "head": summary.head, "checkpoints": verification.checkpoints })
-        }
-        Err(error) => json!({ "ok": false, "error": error.to_string(), "seq": error.seq() }),
+        Ok(summary) => countersign_api::AuditVerification::Intact {
+            events: summary.count as u64,
+            head: summary.head,
+            checkpoints: Some(verification.checkpoints as u64),
+        },
+        Err(error) => countersign_api::AuditVerification::Broken {
+            error: error.to_string(),
+            seq: Some(error.seq()),
+        },
     }))
 }
 
