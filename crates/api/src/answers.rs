@@ -151,6 +151,23 @@ pub struct AuditKey {
     pub public_key: PublicKey,
 }
 
+/// `GET /readyz` while ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// ok, or why the store cannot commit
+    pub store: String,
+    pub policy: PolicySummary,
+}
+
+/// Which policy is in force, and how many rules it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicySummary {
+    #[schema(schema_with = schemas::digest)]
+    pub hash: Digest,
+    pub rules: u64,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -17,7 +17,7 @@ mod request;
 
 pub use answers::{
     Allowed, Appended, ApprovalRequired, AuditKey, Denied, EvaluateResponse, GrantConsumed, Health,
-    OutcomeRecorded, PolicyReloaded, PolicyView, RequestList, Whoami,
+    OutcomeRecorded, PolicyReloaded, PolicySummary, PolicyView, Readiness, RequestList, Whoami,
 };
 pub use audit::{
     AuditEventView, AuditPage, AuditVerification, ChainHeadView, CheckpointView, RawVerification,

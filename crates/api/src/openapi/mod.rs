@@ -14,9 +14,9 @@ use utoipa::openapi::{
 use crate::{
     ActionBody, ActionView, AppendBody, Appended, AuditEventView, AuditKey, AuditPage,
     ChainHeadView, ChainView, CheckpointView, ConsumeBody, ErrorBody, ErrorCode, ErrorDetail,
-    GrantConsumed, GrantView, Health, OutcomeBody, OutcomeRecorded, PolicyReloaded, PolicyView,
-    ProgressView, RawVerification, RequestList, RequestState, RequestView, RequirementView,
-    ReviewBody, ReviewView, Whoami,
+    GrantConsumed, GrantView, Health, OutcomeBody, OutcomeRecorded, PolicyReloaded, PolicySummary,
+    PolicyView, ProgressView, RawVerification, Readiness, RequestList, RequestState, RequestView,
+    RequirementView, ReviewBody, ReviewView, Whoami,
 };
 
 /// The committed document, as `GET /openapi.json` serves it.
@@ -73,6 +73,8 @@ pub fn document() -> OpenApi {
         with::<Appended>,
         with::<AuditKey>,
         with::<Health>,
+        with::<Readiness>,
+        with::<PolicySummary>,
         with::<ErrorBody>,
         with::<ErrorDetail>,
         with::<ErrorCode>,

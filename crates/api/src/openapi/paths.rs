@@ -205,34 +205,6 @@ fn evaluate() -> Operation {
         .build()
 }
 
-fn readiness() -> Schema {
-    let policy = ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .required("hash")
-        .required("rules")
-        .property("hash", digest())
-        .property(
-            "rules",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(0)),
-        );
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .required("ready")
-        .required("store")
-        .required("policy")
-        .property("ready", ObjectBuilder::new().schema_type(Type::Boolean))
-        .property(
-            "store",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("ok, or why the store cannot commit")),
-        )
-        .property("policy", policy)
-        .into()
-}
-
 /// Statuses of a call that reads a body and names a request.
 const BODY_AND_ID: [u16; 9] = [400, 401, 403, 404, 408, 409, 413, 415, 503];
 
@@ -427,7 +399,7 @@ pub fn paths() -> Paths {
                 "Ready for traffic: the store is open and can commit, and a policy is in force",
                 "system",
             )
-            .answers(200, "ready", Some(RefOr::T(readiness())))
+            .answers(200, "ready", Some(named("Readiness")))
             .errors(&[503])
             .open(),
         ),

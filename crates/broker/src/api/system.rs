@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use countersign_api::{ErrorCode, PolicyReloaded, PolicyView, Whoami};
+use countersign_api::{ErrorCode, PolicyReloaded, PolicySummary, PolicyView, Readiness, Whoami};
 use serde_json::json;
 
 use super::Caller;
@@ -30,15 +30,23 @@ pub async fn healthz(AxumState(state): AxumState<Arc<State>>) -> Response {
 /// Ready for traffic: the store is open and can commit, and a policy is in force.
 pub async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     let policy = state.policy();
-    let policy = json!({ "hash": policy.hash(), "rules": policy.rules().len() });
+    let policy = PolicySummary {
+        hash: policy.hash(),
+        rules: policy.rules().len() as u64,
+    };
     match state.store.health().await {
-        Ok(()) => Json(json!({ "ready": true, "store": "ok", "policy": policy })).into_response(),
+        Ok(()) => Json(Readiness {
+            ready: true,
+            store: "ok".to_owned(),
+            policy,
+        })
+        .into_response(),
         Err(error) => {
             let error = store_cannot_commit(&error);
             let mut body = json!(error.body());
             body["ready"] = json!(false);
             body["store"] = json!(error.message);
-            body["policy"] = policy;
+            body["policy"] = json!(policy);
             (error.status, Json(body)).into_response()
         }
     }
