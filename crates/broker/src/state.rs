@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use countersign_audit::EventDraft;
-use countersign_audit::EventKind;
+use countersign_api::ErrorCode;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_model::ids::GrantId;
 use countersign_model::{Digest, PublicKey, RequestId, SecretKey, Timestamp};
 use countersign_policy::Policy;
@@ -21,7 +21,6 @@ use crate::config::Principal;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::waiters::Waiters;
-use countersign_api::ErrorCode;
 
 /// Reads the policy file's current text; supplied by the binary, which owns file access.
 pub type PolicyLoader = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;

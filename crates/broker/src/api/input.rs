@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use countersign_api::ErrorCode;
 use countersign_model::RequestId;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -14,7 +15,6 @@ use serde_json::Value;
 use super::{MAX_AUDIT_BODY, MAX_BODY};
 use crate::error::ApiError;
 use crate::listener::BodyStalled;
-use countersign_api::ErrorCode;
 
 /// A JSON body whose problems become a 400 (or 408, 413, 415) that says what is wrong.
 #[derive(Debug)]

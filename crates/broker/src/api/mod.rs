@@ -19,12 +19,12 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
+use countersign_api::ErrorCode;
 use countersign_model::{PrincipalKind, RequestId};
 
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::state::State;
-use countersign_api::ErrorCode;
 
 /// Request bodies larger than this are refused with 413…
 pub const MAX_BODY: usize = 256 * 1024;

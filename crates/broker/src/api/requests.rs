@@ -15,8 +15,7 @@ use countersign_approval::{
     State as RequestState, Verdict,
 };
 use countersign_approval::{GrantClaims, Refusal};
-use countersign_audit::EventDraft;
-use countersign_audit::EventKind;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_model::{PrincipalKind, RequestId, Timestamp};
 use countersign_store::{GrantStatus, RequestFilter, Update, Updated};
 use serde::Deserialize;
