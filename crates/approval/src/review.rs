@@ -39,6 +39,19 @@ pub enum Authentication {
     OidcMfa,
 }
 
+impl Authentication {
+    /// The name the API and the store use: `api_token`, `slack`, `teams`, `oidc`, `oidc_mfa`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authentication::ApiToken => "api_token",
+            Authentication::Slack => "slack",
+            Authentication::Teams => "teams",
+            Authentication::Oidc => "oidc",
+            Authentication::OidcMfa => "oidc_mfa",
+        }
+    }
+}
+
 /// Where a review was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

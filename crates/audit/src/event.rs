@@ -32,7 +32,10 @@ pub struct AuditEvent {
     #[serde(deserialize_with = "deserialize_seq")]
     pub seq: u64,
     pub time: Timestamp,
-    /// A dotted name such as `request.created`, `review.recorded` or `grant.consumed`.
+    /// A dotted name such as `request.created` or `grant.consumed`: one of [`EventKind`]'s,
+    /// kept as text so a log written by a newer broker still reads and verifies.
+    ///
+    /// [`EventKind`]: crate::EventKind
     #[serde(rename = "type")]
     pub kind: String,
     // `deserialize_with` makes these required: an export writes `null`, never leaves them out.
@@ -137,6 +140,11 @@ pub fn seal(draft: EventDraft, after: Option<ChainHead>) -> Result<AuditEvent, S
 }
 
 impl AuditEvent {
+    /// The event's type, when it is one this version of Countersign knows.
+    pub fn event_kind(&self) -> Option<crate::EventKind> {
+        self.kind.parse().ok()
+    }
+
     /// The hash this event's contents call for; `hash` must equal it.
     pub fn content_hash(&self) -> Result<Digest, SealError> {
         if self.seq > MAX_SEQ {

@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod kind;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, VerifyError, verify_with_checkpoints};
@@ -23,4 +24,5 @@ pub use export::{
     Export, ExportError, Record, parse_export, parse_line, render_checkpoint, render_event,
     render_export,
 };
+pub use kind::{EventKind, UnknownEventKind};
 pub use verify::{BreakKind, ChainBreak, ChainSummary, verify};

@@ -3,6 +3,7 @@
 //! web inbox). Subscribers re-read the request from the store, so a missed change costs only
 //! freshness: a lagging subscriber is told how many it missed and resynchronises.
 
+use countersign_audit::EventKind;
 use countersign_model::RequestId;
 use tokio::sync::broadcast;
 
@@ -15,7 +16,7 @@ const CAPACITY: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub id: RequestId,
-    pub kind: &'static str,
+    pub kind: EventKind,
 }
 
 #[derive(Debug)]
@@ -32,7 +33,7 @@ impl Default for Changes {
 }
 
 impl Changes {
-    pub fn publish(&self, id: RequestId, kind: &'static str) {
+    pub fn publish(&self, id: RequestId, kind: EventKind) {
         // No subscriber is not an error: nobody is showing requests right now.
         let _ = self.sender.send(Change { id, kind });
     }

@@ -3,19 +3,19 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use countersign_api::{ErrorBody, ErrorCode, ErrorDetail};
 use countersign_approval::Refusal;
 use countersign_store::StoreError;
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -24,15 +24,15 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// The store could not commit: nothing was done, and nothing may run.
@@ -40,15 +40,20 @@ impl ApiError {
         tracing::error!(%error, "the store failed; answering 503 (fail closed)");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             format!(
                 "Countersign cannot record this right now, so nothing was done and no action may run: {error}"
             ),
         )
     }
 
-    pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "code": self.code, "message": self.message } })
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        }
     }
 }
 
@@ -66,14 +71,14 @@ impl From<StoreError> for ApiError {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         let (status, code) = match refusal {
-            Refusal::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
-            Refusal::Expired { .. } => (StatusCode::CONFLICT, "expired"),
-            Refusal::Agent { .. } => (StatusCode::FORBIDDEN, "agent_reviewer"),
-            Refusal::SelfApproval { .. } => (StatusCode::FORBIDDEN, "self_approval"),
-            Refusal::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
-            Refusal::AlreadyReviewed { .. } => (StatusCode::FORBIDDEN, "already_reviewed"),
-            Refusal::NotRequester { .. } => (StatusCode::FORBIDDEN, "not_requester"),
-            Refusal::NotYetExpired { .. } => (StatusCode::CONFLICT, "not_yet_expired"),
+            Refusal::AlreadyDecided { .. } => (StatusCode::CONFLICT, ErrorCode::AlreadyDecided),
+            Refusal::Expired { .. } => (StatusCode::CONFLICT, ErrorCode::Expired),
+            Refusal::Agent { .. } => (StatusCode::FORBIDDEN, ErrorCode::AgentReviewer),
+            Refusal::SelfApproval { .. } => (StatusCode::FORBIDDEN, ErrorCode::SelfApproval),
+            Refusal::NotEligible { .. } => (StatusCode::FORBIDDEN, ErrorCode::NotEligible),
+            Refusal::AlreadyReviewed { .. } => (StatusCode::FORBIDDEN, ErrorCode::AlreadyReviewed),
+            Refusal::NotRequester { .. } => (StatusCode::FORBIDDEN, ErrorCode::NotRequester),
+            Refusal::NotYetExpired { .. } => (StatusCode::CONFLICT, ErrorCode::NotYetExpired),
         };
         ApiError::new(status, code, refusal.to_string())
     }

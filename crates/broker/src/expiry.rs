@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_approval::Event;
+use countersign_audit::EventKind;
 use countersign_store::{Update, Updated};
 
 use crate::state::{State, draft, now};
@@ -56,7 +57,7 @@ async fn expire_due(state: &State) {
             );
             let audit = vec![draft(
                 at,
-                "request.expired",
+                EventKind::RequestExpired,
                 "countersign",
                 Some(id),
                 explanation,
@@ -70,7 +71,7 @@ async fn expire_due(state: &State) {
         match state.store.update_request(id, transition).await {
             Ok(Updated::Applied { request, .. }) => {
                 state.metrics.request_closed(request.created_at.until(at));
-                state.changed(id, "request.expired");
+                state.changed(id, EventKind::RequestExpired);
             }
             // Decided between the listing and now: nothing to expire.
             Ok(Updated::Refused { .. }) => {}

@@ -20,6 +20,7 @@ mod waiters;
 
 use std::sync::{Arc, RwLock};
 
+use countersign_audit::EventKind;
 use countersign_model::{Digest, PublicKey, SecretKey};
 use countersign_policy::Policy;
 use countersign_store::Store;
@@ -134,7 +135,7 @@ pub(crate) async fn reload_policy(state: &State, by: &str) -> Result<Digest, Str
             let hash = policy.hash();
             let event = draft(
                 at,
-                "policy.reloaded",
+                EventKind::PolicyReloaded,
                 by,
                 None,
                 format!("{by} reloaded the policy: {previous} was replaced by {hash}."),
@@ -158,7 +159,7 @@ pub(crate) async fn reload_policy(state: &State, by: &str) -> Result<Digest, Str
         Err(errors) => {
             let event = draft(
                 at,
-                "policy.reload_refused",
+                EventKind::PolicyReloadRefused,
                 by,
                 None,
                 format!("{by} tried to reload the policy; {errors}"),

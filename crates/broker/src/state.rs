@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use countersign_audit::EventDraft;
+use countersign_api::ErrorCode;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_model::ids::GrantId;
 use countersign_model::{Digest, PublicKey, RequestId, SecretKey, Timestamp};
 use countersign_policy::Policy;
@@ -61,7 +62,7 @@ impl State {
 
     /// Wakes whoever waits on request `id` and tells the change feed; call once the change
     /// recorded as the audit event `kind` is durable.
-    pub fn changed(&self, id: RequestId, kind: &'static str) {
+    pub fn changed(&self, id: RequestId, kind: EventKind) {
         self.waiters.notify(id);
         self.changes.publish(id, kind);
     }
@@ -94,7 +95,7 @@ fn random_bytes() -> Result<[u8; 16], ApiError> {
     getrandom::fill(&mut bytes).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             format!("the system's random source failed, so nothing was done: {e}"),
         )
     })?;
@@ -112,7 +113,7 @@ pub fn new_grant_id() -> Result<GrantId, ApiError> {
 /// An audit event about a request, at `time`, by `principal`.
 pub fn draft(
     time: Timestamp,
-    kind: &str,
+    kind: EventKind,
     principal: &str,
     request: Option<RequestId>,
     explanation: String,

@@ -258,6 +258,99 @@ async fn body_errors_name_the_field_and_the_problem() {
 }
 
 #[tokio::test]
+async fn a_key_repeated_in_a_body_is_refused_naming_the_key() {
+    let b = start().await;
+    // serde_json alone keeps the last `argv`: the action reviewed and the one that runs could
+    // differ in what another reader takes.
+    let m = post_error(
+        &b,
+        "/v1/actions",
+        r#"{"kind": "shell.exec", "resource": "host:a", "details": {"argv": ["ls"], "argv": ["rm", "-rf", "/"]}}"#,
+    )
+    .await;
+    assert!(
+        m.contains("the field details") && m.contains(r#"the key "argv" appears twice"#),
+        "{m}"
+    );
+    let m = post_error(
+        &b,
+        "/v1/actions",
+        r#"{"kind": "shell.exec", "resource": "host:a", "details": {"env": {"A": "1", "A": "2"}}}"#,
+    )
+    .await;
+    assert!(m.contains(r#"the key "A" appears twice"#), "{m}");
+    let m = post_error(
+        &b,
+        "/v1/audit/events",
+        r#"{"events": [{"type": "action.allowed", "explanation": "x", "data": {"n": 1, "n": 2}}]}"#,
+    )
+    .await;
+    assert!(
+        m.contains("the field events[0].data") && m.contains(r#"the key "n" appears twice"#),
+        "{m}"
+    );
+    let m = post_error(
+        &b,
+        "/v1/actions",
+        r#"{"kind": "shell.exec", "kind": "sql.statement", "resource": "host:a"}"#,
+    )
+    .await;
+    assert!(m.contains("duplicate field `kind`"), "{m}");
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_described_without_rust_types() {
+    let b = start().await;
+    let id = "r_00000000000000000000000000000000";
+    let type_names = [
+        "ActionBody",
+        "ReviewBody",
+        "ConsumeBody",
+        "OutcomeBody",
+        "AppendBody",
+        "ReportedEvent",
+        "OutcomeStatus",
+        "Verdict",
+        "Digest",
+        "RequestId",
+        "StrictValue",
+        "String",
+        "Vec",
+        "Option",
+    ];
+    let calls = [
+        "/v1/actions".to_owned(),
+        format!("/v1/requests/{id}/reviews"),
+        format!("/v1/requests/{id}/outcome"),
+        "/v1/grants/consume".to_owned(),
+        "/v1/audit/events".to_owned(),
+    ];
+    let bodies = [
+        "{}",
+        r#"{"kind": null}"#,
+        r#"{"kind": [], "resource": {}}"#,
+        r#"{"verdict": 1}"#,
+        r#"{"verdict": "maybe"}"#,
+        r#"{"status": []}"#,
+        r#"{"token": 1, "digest": 2}"#,
+        r#"{"events": {}}"#,
+        r#"{"events": [{"type": 1}]}"#,
+        r#"{"events": [{"type": "request.created", "explanation": "x"}]}"#,
+        r#"{"events": [{"type": "action.allowed", "explanation": "x", "request_id": 5}]}"#,
+        r#"{"kind": "a.b", "resource": "x", "details": 5}"#,
+        r#"{"kind": "a.b", "resource": "x", "on_behalf_of": "alice"}"#,
+    ];
+    for call in &calls {
+        for body in bodies {
+            let m = post_error(&b, call, body).await;
+            for name in type_names {
+                assert!(!m.contains(name), "POST {call} {body}: names {name}: {m}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn content_types_routes_methods_and_sizes_answer_json() {
     let b = start().await;
     let body = pg_dump().to_string();

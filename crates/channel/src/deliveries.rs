@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use countersign_audit::EventDraft;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_broker::{Broker, now};
 use countersign_model::RequestId;
 use serde_json::Value;
@@ -16,7 +16,7 @@ const SYSTEM: &str = "countersign";
 
 /// The event recorded with a new delivery, in the same transaction.
 pub fn posted(request: RequestId, explanation: String, data: Value) -> EventDraft {
-    EventDraft::new(now(), "notification.posted", explanation)
+    EventDraft::new(now(), EventKind::NotificationPosted, explanation)
         .with_principal(SYSTEM.to_owned())
         .with_request_id(request)
         .with_data(data)
@@ -46,7 +46,7 @@ impl Failures {
         if !first {
             return;
         }
-        let event = EventDraft::new(now(), "notification.failed", explanation)
+        let event = EventDraft::new(now(), EventKind::NotificationFailed, explanation)
             .with_principal(SYSTEM.to_owned())
             .with_request_id(request)
             .with_data(data);

@@ -3,6 +3,7 @@
 //! page; when a message needs no more updates; and where a request is announced.
 
 use countersign_approval::{Request, State};
+use countersign_audit::EventKind;
 use countersign_broker::{Broker, now};
 use countersign_model::Timestamp;
 use countersign_policy::Policy;
@@ -51,7 +52,7 @@ pub async fn context(broker: &Broker, request: &Request) -> Context {
             Ok(events) => events
                 .iter()
                 .rev()
-                .find(|e| e.kind == "action.outcome")
+                .find(|e| e.kind == EventKind::ActionOutcome)
                 .map(|e| Outcome {
                     status: e.data["status"].as_str().unwrap_or("failed").to_owned(),
                     exit_code: e.data["exit_code"].as_i64(),

@@ -15,8 +15,8 @@ use crate::bodies::{
 use crate::error::{ClientError, without_query};
 use crate::views::{
     Appended, AuditKey, AuditPage, AuditVerification, ErrorBody, EvaluateResponse, GrantConsumed,
-    Health, OutcomeRecorded, PolicyReloaded, PolicyView, RequestList, RequestState, RequestView,
-    Verdict, Whoami,
+    Health, OutcomeRecorded, PolicyReloaded, PolicyView, ReadCode, RequestList, RequestState,
+    RequestView, Verdict, Whoami,
 };
 
 /// The longest the broker holds a long-polling call (`?wait=`, `/wait?timeout=`); longer waits
@@ -180,7 +180,10 @@ impl Client {
         comment: Option<&str>,
     ) -> Result<RequestView, ClientError> {
         let url = self.endpoint(&["v1", "requests", &id.to_string(), "reviews"])?;
-        let body = to_json(&ReviewBody { verdict, comment })?;
+        let body = to_json(&ReviewBody {
+            verdict,
+            comment: comment.map(str::to_owned),
+        })?;
         self.call(Method::POST, url, Some(body), CALL_TIMEOUT).await
     }
 
@@ -200,7 +203,10 @@ impl Client {
         digest: Digest,
     ) -> Result<GrantConsumed, ClientError> {
         let url = self.endpoint(&["v1", "grants", "consume"])?;
-        let body = to_json(&ConsumeBody { token, digest })?;
+        let body = to_json(&ConsumeBody {
+            token: token.to_owned(),
+            digest,
+        })?;
         self.call(Method::POST, url, Some(body), CALL_TIMEOUT).await
     }
 
@@ -215,8 +221,8 @@ impl Client {
         let url = self.endpoint(&["v1", "requests", &id.to_string(), "outcome"])?;
         let body = to_json(&OutcomeBody {
             status,
-            exit_code,
-            summary,
+            exit_code: exit_code.map(serde_json::Number::from),
+            summary: summary.map(str::to_owned),
         })?;
         let recorded: OutcomeRecorded = self
             .call(Method::POST, url.clone(), Some(body), CALL_TIMEOUT)
@@ -417,7 +423,7 @@ impl Client {
             }
             (status, Some(body)) => ClientError::Api {
                 status: status.as_u16(),
-                code: body.error.code,
+                code: ReadCode::from(body.error.code),
                 message: body.error.message,
             },
             (status, None) => ClientError::MalformedResponse {

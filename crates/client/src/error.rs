@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use countersign_api::{ErrorCode, ReadCode};
 use countersign_model::format_duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,8 @@ pub enum ClientError {
     #[error("{message} (HTTP {status}, {code})")]
     Api {
         status: u16,
-        code: String,
+        /// One of the broker's codes, or (from a newer broker) one this client does not know.
+        code: ReadCode,
         message: String,
     },
 
@@ -76,8 +78,17 @@ impl ClientError {
     pub fn code(&self) -> Option<&str> {
         match self {
             ClientError::Unauthenticated { .. } => Some("unauthenticated"),
-            ClientError::Api { code, .. } => Some(code),
+            ClientError::Api { code, .. } => Some(code.as_str()),
             _ => None,
+        }
+    }
+
+    /// Whether the broker answered with this error code.
+    pub fn is(&self, expected: ErrorCode) -> bool {
+        match self {
+            ClientError::Unauthenticated { .. } => expected == ErrorCode::Unauthenticated,
+            ClientError::Api { code, .. } => *code == ReadCode::Known(expected),
+            _ => false,
         }
     }
 

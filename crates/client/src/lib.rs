@@ -33,7 +33,7 @@ pub use bodies::{ActionRequest, OutcomeStatus, ReportedEvent, ReportedEventType}
 pub use client::{CALL_TIMEOUT, Client, MAX_WAIT};
 pub use error::ClientError;
 pub use views::{
-    Allowed, ApprovalRequired, AuditPage, AuditVerification, Denied, ErrorDetail, EvaluateResponse,
-    GrantConsumed, GrantView, Health, PolicyReloaded, PolicyView, ProgressView, RequestState,
-    RequestView, ReviewView, UnknownState, Verdict, Whoami,
+    Allowed, ApprovalRequired, AuditPage, AuditVerification, Denied, ErrorCode, ErrorDetail,
+    EvaluateResponse, GrantConsumed, GrantView, Health, PolicyReloaded, PolicyView, ProgressView,
+    ReadCode, RequestState, RequestView, ReviewView, UnknownState, Verdict, Whoami,
 };

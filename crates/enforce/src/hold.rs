@@ -10,8 +10,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use countersign_client::{
-    ActionRequest, ApprovalRequired, Client, ClientError, Denied, EvaluateResponse, MAX_WAIT,
-    RequestState, RequestView,
+    ActionRequest, ApprovalRequired, Client, ClientError, Denied, ErrorCode, EvaluateResponse,
+    MAX_WAIT, RequestState, RequestView,
 };
 use countersign_model::{ActionError, Digest, RequestId};
 use tokio::time::Instant;
@@ -349,8 +349,8 @@ impl Hold<'_> {
             answer = &mut cancel => match answer {
                 Ok(view) if view.state == RequestState::Cancelled => Withdrawal::Cancelled,
                 Ok(view) => Withdrawal::Already(view.state),
-                Err(error) if error.code() == Some("expired") => Withdrawal::Expired,
-                Err(error) if error.code() == Some("already_decided") => Withdrawal::AlreadyDecided,
+                Err(error) if error.is(ErrorCode::Expired) => Withdrawal::Expired,
+                Err(error) if error.is(ErrorCode::AlreadyDecided) => Withdrawal::AlreadyDecided,
                 Err(error) => Withdrawal::Failed(error),
             },
             stop = front.stopped() => Withdrawal::StoppedAgain(stop),

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use countersign_approval::{Authentication, Channel, Verdict};
-use countersign_audit::EventDraft;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_broker::{ReviewInput, now};
 use countersign_model::RequestId;
 use serde_json::{Value, json};
@@ -192,7 +192,7 @@ async fn apply(shared: Arc<Shared>, click: Click) {
         );
         let event = EventDraft::new(
             now(),
-            "review.refused",
+            EventKind::ReviewRefused,
             format!(
                 "Refused: Slack user {} tried to {} request {}, but is not linked to any approver.",
                 click.user, click.verdict, click.request

@@ -1,18 +1,19 @@
 //! `POST /v1/actions`: evaluate an action against the policy in force. Allowed and denied actions
 //! answer once their audit event is durable; gated ones open a request, and may wait for it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use countersign_api::{ActionBody, Allowed, ApprovalRequired, Denied, ErrorCode, EvaluateResponse};
 use countersign_approval::Request;
+use countersign_audit::EventKind;
 use countersign_model::{Action, Chain};
 use countersign_policy::Outcome;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::input::{MAX_EXACT, inexact_number};
 use super::requests::{decided_view, wait_for_decision};
@@ -22,27 +23,6 @@ use crate::error::ApiError;
 use crate::service::Submitted;
 use crate::state::{State, draft, new_request_id, now};
 use crate::views::view;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionBody {
-    kind: String,
-    resource: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default = "empty_object")]
-    details: Value,
-    #[serde(default)]
-    justification: Option<String>,
-    #[serde(default)]
-    on_behalf_of: Option<Vec<String>>,
-    #[serde(default)]
-    started_by: Option<String>,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +92,7 @@ pub async fn evaluate(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Query(query): Query<EvaluateQuery>,
-    Body(body): Body<ActionBody>,
+    Body(mut body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     if let Some(path) = inexact_number(&body.details, "details") {
         return Err(ApiError::bad_request(format!(
@@ -121,45 +101,43 @@ pub async fn evaluate(
         )));
     }
     let principal = &caller.0;
-    let on_behalf_of = chain_humans(principal, body.on_behalf_of)?;
-    let started_by = chain_starter(principal, body.started_by)?;
-    let action = Action {
-        kind: body.kind,
-        resource: body.resource,
-        labels: body.labels,
-        details: body.details,
-        principal: Chain {
-            id: principal.id.clone(),
-            kind: principal.kind,
-            on_behalf_of,
-            started_by,
-        },
-        justification: body.justification,
-    };
-    action
-        .validate()
-        .map_err(|e| ApiError::bad_request(format!("the action is not valid: {e}")))?;
+    let on_behalf_of = chain_humans(principal, body.on_behalf_of.take())?;
+    let started_by = chain_starter(principal, body.started_by.take())?;
+    let action = body.into_action(Chain {
+        id: principal.id.clone(),
+        kind: principal.kind,
+        on_behalf_of,
+        started_by,
+    });
     let wait = query.wait.as_deref().map(wait_duration).transpose()?;
     let submitted = submit_action(&state, action).await?;
-    let answer = json!({
-        "decision": submitted.decision.outcome,
-        "rules": submitted.decision.rules,
-        "explanation": submitted.decision.explanation,
-        "digest": submitted.digest,
-    });
-    match submitted.request {
-        None if submitted.decision.outcome == Outcome::Allow => {
+    let Submitted {
+        decision,
+        digest,
+        request,
+    } = submitted;
+    match request {
+        None if decision.outcome == Outcome::Allow => {
+            let answer = EvaluateResponse::Allow(Allowed {
+                rules: decision.rules,
+                explanation: decision.explanation,
+                digest,
+            });
             Ok((StatusCode::OK, Json(answer)).into_response())
         }
         None => {
             let error = ApiError::new(
                 StatusCode::FORBIDDEN,
-                "denied",
-                submitted.decision.explanation.clone(),
+                ErrorCode::Denied,
+                decision.explanation.clone(),
             );
-            let mut body = answer;
-            body["error"] = error.body()["error"].clone();
-            Ok((StatusCode::FORBIDDEN, Json(body)).into_response())
+            let answer = EvaluateResponse::Deny(Denied {
+                rules: decision.rules,
+                explanation: decision.explanation,
+                digest,
+                error: Some(error.body().error),
+            });
+            Ok((StatusCode::FORBIDDEN, Json(answer)).into_response())
         }
         Some(request) => {
             let shown = match wait {
@@ -169,10 +147,13 @@ pub async fn evaluate(
                 }
                 None => view(&request, None),
             };
-            let mut body = answer;
-            body["request"] =
-                serde_json::to_value(shown).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+            let answer = EvaluateResponse::RequireApproval(ApprovalRequired {
+                rules: shown.rules.clone(),
+                explanation: shown.explanation.clone(),
+                digest,
+                request: Box::new(shown),
+            });
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
 }
@@ -202,9 +183,9 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
     match decision.outcome {
         Outcome::Allow | Outcome::Deny => {
             let kind = if decision.outcome == Outcome::Allow {
-                "action.allowed"
+                EventKind::ActionAllowed
             } else {
-                "action.denied"
+                EventKind::ActionDenied
             };
             let event =
                 draft(at, kind, &requester, None, decision.explanation.clone()).with_data(record);
@@ -225,7 +206,7 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
                 .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
             let created = draft(
                 at,
-                "request.created",
+                EventKind::RequestCreated,
                 &requester,
                 Some(id),
                 request.decision.explanation.clone(),
@@ -234,7 +215,7 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
             state.store.create_request(&request, vec![created]).await?;
             state.metrics.request_opened();
             state.deadlines.notify_one();
-            state.changes.publish(id, "request.created");
+            state.changes.publish(id, EventKind::RequestCreated);
             Ok(Submitted {
                 decision,
                 digest,

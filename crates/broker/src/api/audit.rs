@@ -8,9 +8,10 @@ use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use countersign_api::{AppendBody, Appended, AuditKey, AuditPage, ErrorCode};
 use countersign_approval::Request;
 use countersign_audit::{
-    AuditEvent, ChainSummary, VerifyError, render_export, verify_with_checkpoints,
+    AuditEvent, ChainSummary, EventKind, VerifyError, render_export, verify_with_checkpoints,
 };
 use countersign_model::RequestId;
 use countersign_policy::Outcome;
@@ -27,9 +28,6 @@ use crate::state::{State, draft, now};
 /// The longest `data.event_id` a reported event may carry, in characters.
 const MAX_EVENT_ID: usize = 256;
 
-/// Event types an enforcement point may report.
-const REPORTABLE: [&str; 3] = ["action.allowed", "action.denied", "action.outcome"];
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -41,16 +39,17 @@ pub async fn list(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.require_human("read the audit log")?;
     let after = query.after.unwrap_or(0);
     let limit = within("limit", query.limit, 1, 5000)?.unwrap_or(500);
     let events = state.store.audit_after(after, limit).await?;
     let last = events.last().map_or(after, |e| e.seq);
     let checkpoints = state.store.checkpoints(after, last).await?;
-    Ok(Json(
-        json!({ "events": events, "checkpoints": checkpoints }),
-    ))
+    Ok(Json(AuditPage {
+        events,
+        checkpoints,
+    }))
 }
 
 /// Every event of the log, read in pages.
@@ -88,14 +87,19 @@ pub struct AuditVerification {
 pub async fn verify(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<countersign_api::AuditVerification>, ApiError> {
     caller.require_human("verify the audit log")?;
     let verification = verify_log(&state).await?;
     Ok(Json(match verification.result {
-        Ok(summary) => {
-            json!({ "ok": true, "events": summary.count, "head": summary.head, "checkpoints": verification.checkpoints })
-        }
-        Err(error) => json!({ "ok": false, "error": error.to_string(), "seq": error.seq() }),
+        Ok(summary) => countersign_api::AuditVerification::Intact {
+            events: summary.count as u64,
+            head: summary.head,
+            checkpoints: Some(verification.checkpoints as u64),
+        },
+        Err(error) => countersign_api::AuditVerification::Broken {
+            error: error.to_string(),
+            seq: Some(error.seq()),
+        },
     }))
 }
 
@@ -111,33 +115,17 @@ pub async fn export(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text))
 }
 
-pub async fn key(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<Value> {
-    Json(json!({ "public_key": state.public_key }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportedEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    request_id: Option<RequestId>,
-    #[serde(default)]
-    data: Option<Value>,
-    explanation: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppendBody {
-    events: Vec<ReportedEvent>,
+pub async fn key(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<AuditKey> {
+    Json(AuditKey {
+        public_key: state.public_key,
+    })
 }
 
 pub async fn append(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Body(body): Body<AppendBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Appended>, ApiError> {
     if body.events.len() > 1000 {
         return Err(ApiError::bad_request("at most 1000 events per call"));
     }
@@ -146,14 +134,8 @@ pub async fn append(
     // Each request an outcome names is checked once per batch (a refusal ends the batch).
     let mut allowed: HashSet<RequestId> = HashSet::new();
     for (i, event) in body.events.into_iter().enumerate() {
-        if !REPORTABLE.contains(&event.kind.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "events[{i}]: type '{}' cannot be reported (expected one of {})",
-                event.kind,
-                REPORTABLE.join(", ")
-            )));
-        }
-        let mut data = event.data.unwrap_or_else(|| json!({}));
+        let kind = EventKind::from(event.kind);
+        let mut data = event.data;
         if !data.is_object() {
             return Err(ApiError::bad_request(format!(
                 "events[{i}]: data must be a JSON object"
@@ -168,14 +150,14 @@ pub async fn append(
                 caller.0.id
             )));
         }
-        match (event.kind.as_str(), event.request_id) {
-            ("action.outcome", None) => {
+        match (kind, event.request_id) {
+            (EventKind::ActionOutcome, None) => {
                 return Err(ApiError::bad_request(format!(
                     "events[{i}]: an action.outcome names the request whose action ran: add \
                      request_id"
                 )));
             }
-            ("action.outcome", Some(id)) => {
+            (EventKind::ActionOutcome, Some(id)) => {
                 if !allowed.contains(&id) {
                     // Another agent's request does not exist for this one, as everywhere.
                     let checked = async {
@@ -221,14 +203,7 @@ pub async fn append(
         data["reported_by"] = json!(caller.0.id);
         reported.push((
             event_id,
-            draft(
-                at,
-                &event.kind,
-                &caller.0.id,
-                event.request_id,
-                event.explanation,
-            )
-            .with_data(data),
+            draft(at, kind, &caller.0.id, event.request_id, event.explanation).with_data(data),
         ));
     }
     let (appended, repeated) =
@@ -245,15 +220,16 @@ pub async fn append(
     // Decisions made locally count once recorded; a repeated batch appends nothing, so counts
     // nothing again.
     for event in &appended {
-        match event.kind.as_str() {
-            "action.allowed" => state.metrics.reported_decision(Outcome::Allow),
-            "action.denied" => state.metrics.reported_decision(Outcome::Deny),
+        match event.event_kind() {
+            Some(EventKind::ActionAllowed) => state.metrics.reported_decision(Outcome::Allow),
+            Some(EventKind::ActionDenied) => state.metrics.reported_decision(Outcome::Deny),
             _ => {}
         }
     }
-    Ok(Json(
-        json!({ "appended": appended.len(), "already_recorded": repeated }),
-    ))
+    Ok(Json(Appended {
+        appended: appended.len() as u64,
+        already_recorded: repeated as u64,
+    }))
 }
 
 /// Whether `caller` may report the outcome of `request`, one it can see (`visible`): only its
@@ -276,7 +252,7 @@ pub(crate) async fn outcome_allowed(
         GrantStatus::Consumed => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_run",
+            ErrorCode::NotRun,
             format!(
                 "the approval of request {id} was never used (no grant of it was consumed), so its \
                  action has not run and has no outcome yet; consume the grant first"

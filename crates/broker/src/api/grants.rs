@@ -7,26 +7,20 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
+use countersign_api::{ConsumeBody, ErrorCode, GrantConsumed};
 use countersign_approval::{Grant, GrantClaims, Lapse, Request};
+use countersign_audit::EventKind;
 use countersign_model::Digest;
 use countersign_policy::Decision;
 use countersign_store::Consumed;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Body, Caller};
 use crate::error::ApiError;
 use crate::state::{State, draft, now};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsumeBody {
-    token: String,
-    digest: Digest,
-}
-
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "grant_invalid", message)
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::GrantInvalid, message)
 }
 
 /// Records that a grant was not used because its approval no longer stands, and says why. The
@@ -41,16 +35,20 @@ async fn refuse(
     lapse: Lapse,
 ) -> ApiError {
     let (code, message) = match &lapse {
-        Lapse::DeniedNow { .. } => ("denied", format!("{lapse}; it did not run")),
-        Lapse::RequirementsUnmet { .. } => {
-            ("approval_outdated", format!("{lapse}; it did not run"))
-        }
-        Lapse::Expired { .. } => ("approval_expired", format!("{lapse}; it did not run")),
-        Lapse::NotApproved { .. } => ("grant_invalid", lapse.to_string()),
+        Lapse::DeniedNow { .. } => (ErrorCode::Denied, format!("{lapse}; it did not run")),
+        Lapse::RequirementsUnmet { .. } => (
+            ErrorCode::ApprovalOutdated,
+            format!("{lapse}; it did not run"),
+        ),
+        Lapse::Expired { .. } => (
+            ErrorCode::ApprovalExpired,
+            format!("{lapse}; it did not run"),
+        ),
+        Lapse::NotApproved { .. } => (ErrorCode::GrantInvalid, lapse.to_string()),
     };
     let refused = draft(
         now(),
-        "grant.refused",
+        EventKind::GrantRefused,
         &caller.0.id,
         Some(request.id),
         format!(
@@ -75,7 +73,7 @@ pub async fn consume(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Body(body): Body<ConsumeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantConsumed>, ApiError> {
     let at = now();
     let claims = Grant::verify(&body.token, &state.public_key, &body.digest, None, at)
         .map_err(|e| invalid(e.to_string()))?;
@@ -112,7 +110,7 @@ pub async fn consume(
     }
     let consumed = draft(
         at,
-        "grant.consumed",
+        EventKind::GrantConsumed,
         &caller.0.id,
         Some(request.id),
         format!(
@@ -126,10 +124,13 @@ pub async fn consume(
         .consume_grant(claims.grant, request.id, body.digest, at, vec![consumed])
         .await?;
     match verdict {
-        Consumed::Ok => Ok(Json(json!({ "consumed": true, "request": request.id }))),
+        Consumed::Ok => Ok(Json(GrantConsumed {
+            consumed: true,
+            request: request.id,
+        })),
         Consumed::AlreadyUsed { at } => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "grant_used",
+            ErrorCode::GrantUsed,
             format!(
                 "the approval of request {} was already used at {at}; an approval runs once",
                 request.id

@@ -20,6 +20,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
+use countersign_api::ErrorCode;
 use countersign_model::{PrincipalKind, RequestId};
 
 use crate::config::Principal;
@@ -78,7 +79,7 @@ pub fn router(state: Arc<State>) -> Router {
 async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("this endpoint does not answer {method}; see /openapi.json for the API"),
     )
 }
@@ -123,8 +124,13 @@ impl FromRequestParts<Arc<State>> for Caller {
         parts: &mut Parts,
         state: &Arc<State>,
     ) -> Result<Self, Self::Rejection> {
-        let unauthenticated =
-            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        let unauthenticated = |message: &str| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                message,
+            )
+        };
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

@@ -7,16 +7,19 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
+use countersign_api::{
+    ErrorCode, OutcomeBody, OutcomeRecorded, OutcomeStatus, RequestList, ReviewBody,
+};
 use countersign_approval::{
     Authentication, Channel, DEFAULT_GRANT_TTL, Event, Grant, Request, Review, Reviewer,
     State as RequestState, Verdict,
 };
 use countersign_approval::{GrantClaims, Refusal};
-use countersign_audit::EventDraft;
+use countersign_audit::{EventDraft, EventKind};
 use countersign_model::{PrincipalKind, RequestId, Timestamp};
 use countersign_store::{GrantStatus, RequestFilter, Update, Updated};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::{Body, Caller, PathId, Query, wait_duration, within};
@@ -74,7 +77,7 @@ fn grant_issued(at: Timestamp, request: &Request, claims: &GrantClaims) -> Event
     let requester = &request.action.principal.id;
     draft(
         at,
-        "grant.issued",
+        EventKind::GrantIssued,
         requester,
         Some(request.id),
         format!(
@@ -114,7 +117,11 @@ pub async fn decided_view(
             let grant_id = new_grant_id()?;
             let grant = Grant::issue(request, grant_id, at, DEFAULT_GRANT_TTL, &state.key)
                 .map_err(|e| {
-                    ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        ErrorCode::AlreadyDecided,
+                        e.to_string(),
+                    )
                 })?;
             state
                 .store
@@ -147,7 +154,7 @@ pub async fn list(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RequestList>, ApiError> {
     if let Some(s) = &query.state
         && !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str())
     {
@@ -162,8 +169,8 @@ pub async fn list(
         ..Default::default()
     };
     let requests = state.store.list_requests(&filter).await?;
-    let views: Vec<RequestView> = requests.iter().map(|r| view(r, None)).collect();
-    Ok(Json(json!({ "requests": views })))
+    let requests = requests.iter().map(|r| view(r, None)).collect();
+    Ok(Json(RequestList { requests }))
 }
 
 pub async fn show(
@@ -193,14 +200,6 @@ pub async fn wait(
     Ok(Json(decided_view(&state, &caller, &request).await?))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewBody {
-    verdict: Verdict,
-    #[serde(default)]
-    comment: Option<String>,
-}
-
 /// Applies one event to a request through the core, records it, wakes waiters; refusals are
 /// recorded too (an attempted self-approval is worth an auditor's eye) and answered with the reason.
 async fn transition(
@@ -212,10 +211,10 @@ async fn transition(
 ) -> Result<Request, ApiError> {
     let at = now();
     let kind = match &event {
-        Event::Review(r) if r.verdict == Verdict::Approve => "review.approved",
-        Event::Review(_) => "review.denied",
-        Event::Cancel { .. } => "request.cancelled",
-        Event::Expire { .. } => "request.expired",
+        Event::Review(r) if r.verdict == Verdict::Approve => EventKind::ReviewApproved,
+        Event::Review(_) => EventKind::ReviewDenied,
+        Event::Cancel { .. } => EventKind::RequestCancelled,
+        Event::Expire { .. } => EventKind::RequestExpired,
     };
     let recorded = describe.clone();
     // Drawn now, used only if this event approves the request: the grant is then written in the
@@ -235,7 +234,7 @@ async fn transition(
                     RequestState::Approved { .. } => {
                         audit.push(draft(
                             at,
-                            "request.approved",
+                            EventKind::RequestApproved,
                             &by,
                             Some(id),
                             format!("Request {id} is approved: every requirement is met."),
@@ -248,10 +247,10 @@ async fn transition(
                             grant = Some(issued.claims);
                         }
                     }
-                    RequestState::Denied { by: denier, .. } if kind == "review.denied" => audit
+                    RequestState::Denied { by: denier, .. } if kind == EventKind::ReviewDenied => audit
                         .push(draft(
                             at,
-                            "request.denied",
+                            EventKind::RequestDenied,
                             &by,
                             Some(id),
                             format!(
@@ -272,8 +271,10 @@ async fn transition(
         Updated::Applied { request, .. } => {
             let published = match request.state {
                 RequestState::Pending => kind,
-                RequestState::Approved { .. } => "request.approved",
-                RequestState::Denied { .. } if kind == "review.denied" => "request.denied",
+                RequestState::Approved { .. } => EventKind::RequestApproved,
+                RequestState::Denied { .. } if kind == EventKind::ReviewDenied => {
+                    EventKind::RequestDenied
+                }
                 _ => kind,
             };
             if !request.state.is_pending() {
@@ -302,7 +303,13 @@ async fn refuse(
     explanation: String,
     refusal: Refusal,
 ) -> ApiError {
-    let refused = draft(now(), "review.refused", actor, Some(id), explanation);
+    let refused = draft(
+        now(),
+        EventKind::ReviewRefused,
+        actor,
+        Some(id),
+        explanation,
+    );
     if let Err(error) = state.audit.append(refused).await {
         tracing::error!(%error, "cannot record a refused review");
     }
@@ -426,29 +433,12 @@ pub(crate) async fn cancel_request(
     transition(state, &caller.0.id, id, event, describe).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutcomeBody {
-    status: OutcomeStatus,
-    #[serde(default)]
-    exit_code: Option<serde_json::Number>,
-    #[serde(default)]
-    summary: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-enum OutcomeStatus {
-    Ran,
-    Failed,
-}
-
 pub async fn outcome(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     PathId(id): PathId,
     Body(body): Body<OutcomeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutcomeRecorded>, ApiError> {
     let exit_code = body.exit_code.as_ref().map(exit_status).transpose()?;
     let request = visible(&state, &caller, id).await?;
     super::audit::outcome_allowed(&state, &caller, &request).await?;
@@ -467,15 +457,15 @@ pub async fn outcome(
         .unwrap_or_default();
     let event = draft(
         now(),
-        "action.outcome",
+        EventKind::ActionOutcome,
         &caller.0.id,
         Some(id),
         format!("The action of request {id} {verb}{exit}."),
     )
     .with_data(json!({ "status": body.status, "exit_code": exit_code, "summary": summary }));
     state.store.append_audit(vec![event]).await?;
-    state.changed(id, "action.outcome");
-    Ok(Json(json!({ "recorded": true })))
+    state.changed(id, EventKind::ActionOutcome);
+    Ok(Json(OutcomeRecorded { recorded: true }))
 }
 
 /// An exit status as JSON writes it: `1`, or `1.0` (the same number to JSON Schema).

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State as AxumState;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use countersign_api::{ErrorCode, PolicyReloaded, PolicySummary, PolicyView, Readiness, Whoami};
+use serde_json::json;
 
 use super::Caller;
 use crate::error::ApiError;
@@ -19,7 +20,7 @@ pub async fn healthz(AxumState(state): AxumState<Arc<State>>) -> Response {
         Ok(()) => Json(json!({ "ok": true })).into_response(),
         Err(error) => {
             let error = store_cannot_commit(&error);
-            let mut body = error.body();
+            let mut body = json!(error.body());
             body["ok"] = json!(false);
             (error.status, Json(body)).into_response()
         }
@@ -29,15 +30,23 @@ pub async fn healthz(AxumState(state): AxumState<Arc<State>>) -> Response {
 /// Ready for traffic: the store is open and can commit, and a policy is in force.
 pub async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     let policy = state.policy();
-    let policy = json!({ "hash": policy.hash(), "rules": policy.rules().len() });
+    let policy = PolicySummary {
+        hash: policy.hash(),
+        rules: policy.rules().len() as u64,
+    };
     match state.store.health().await {
-        Ok(()) => Json(json!({ "ready": true, "store": "ok", "policy": policy })).into_response(),
+        Ok(()) => Json(Readiness {
+            ready: true,
+            store: "ok".to_owned(),
+            policy,
+        })
+        .into_response(),
         Err(error) => {
             let error = store_cannot_commit(&error);
-            let mut body = error.body();
+            let mut body = json!(error.body());
             body["ready"] = json!(false);
             body["store"] = json!(error.message);
-            body["policy"] = policy;
+            body["policy"] = json!(policy);
             (error.status, Json(body)).into_response()
         }
     }
@@ -47,7 +56,7 @@ fn store_cannot_commit(error: &countersign_store::StoreError) -> ApiError {
     tracing::warn!(%error, "health check: the store cannot commit");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
+        ErrorCode::StoreUnavailable,
         format!(
             "the store cannot commit, so Countersign refuses every action that needs a record: {error}"
         ),
@@ -64,28 +73,34 @@ pub async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoRespon
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
+        countersign_api::openapi::COMMITTED,
     )
 }
 
-pub async fn whoami(caller: Caller) -> Json<Value> {
+pub async fn whoami(caller: Caller) -> Json<Whoami> {
     let p = &caller.0;
-    let mut me = json!({ "id": p.id, "kind": p.kind, "groups": p.groups, "acts_for": p.acts_for, "admin": p.admin });
-    if let Some(starter) = &p.started_by {
-        me["started_by"] = json!(starter);
-    }
-    Json(me)
+    Json(Whoami {
+        id: p.id.clone(),
+        kind: p.kind,
+        groups: p.groups.iter().cloned().collect(),
+        acts_for: p.acts_for.clone(),
+        started_by: p.started_by.clone(),
+        admin: p.admin,
+    })
 }
 
-pub async fn policy(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<Value> {
+pub async fn policy(AxumState(state): AxumState<Arc<State>>, _caller: Caller) -> Json<PolicyView> {
     let policy = state.policy();
-    Json(json!({ "hash": policy.hash(), "text": policy.text() }))
+    Json(PolicyView {
+        hash: policy.hash(),
+        text: policy.text().to_owned(),
+    })
 }
 
 pub async fn reload(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PolicyReloaded>, ApiError> {
     if !(caller.is_human() && caller.0.admin) {
         return Err(ApiError::forbidden(format!(
             "{} cannot reload the policy: only human administrators can",
@@ -93,10 +108,10 @@ pub async fn reload(
         )));
     }
     match crate::reload_policy(&state, &caller.0.id).await {
-        Ok(hash) => Ok(Json(json!({ "hash": hash }))),
+        Ok(hash) => Ok(Json(PolicyReloaded { hash })),
         Err(errors) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             errors,
         )),
     }

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use countersign_approval::{Authentication, Channel, Request, State as RequestState, Verdict};
-use countersign_audit::AuditEvent;
+use countersign_audit::{AuditEvent, EventKind};
 use countersign_broker::{ApiError, ReviewInput};
 use countersign_model::{Action, RequestId, Summary, summary};
 use serde::Deserialize;
@@ -140,7 +140,10 @@ fn rule_block(app: &App, request: &Request) -> String {
 }
 
 fn outcome_of(events: &[AuditEvent]) -> Option<String> {
-    let event = events.iter().rev().find(|e| e.kind == "action.outcome")?;
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::ActionOutcome)?;
     let status = event.data["status"].as_str().unwrap_or("reported");
     let exit = event.data["exit_code"]
         .as_i64()
