@@ -153,7 +153,7 @@ impl AuditEvent {
         if !self.data.is_object() {
             return Err(SealError::DataNotObject {
                 kind: self.kind.clone(),
-                found: json_type_name(&self.data),
+                found: countersign_model::strict_json::type_name(&self.data),
             });
         }
         let canonical = to_canonical_string(&self.hashed_fields()).map_err(|source| {
@@ -214,15 +214,4 @@ pub(crate) fn deserialize_seq<'de, D: Deserializer<'de>>(deserializer: D) -> Res
     }
 
     deserializer.deserialize_u64(SeqVisitor)
-}
-
-fn json_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -67,6 +67,21 @@ pub fn quorum(progress: &[ProgressView]) -> String {
 }
 
 /// Who still has to approve and how far each requirement has got:
+/// "1/2 approvals (dana), 1/2 groups": how far one requirement's approvals have come.
+pub fn approvals(p: &ProgressView) -> String {
+    let mut s = format!("{}/{} approvals", p.approved_by.len(), p.needed);
+    if !p.approved_by.is_empty() {
+        s.push_str(&format!(" ({})", clean(&p.approved_by.join(", "))));
+    }
+    if p.groups_needed > 1 {
+        s.push_str(&format!(
+            ", {}/{} groups",
+            p.groups_covered, p.groups_needed
+        ));
+    }
+    s
+}
+
 /// "members of dba or sre: 1/2 approvals (dana), 1/2 groups".
 pub fn waiting_for(view: &RequestView) -> String {
     let parts: Vec<String> = view
@@ -77,22 +92,7 @@ pub fn waiting_for(view: &RequestView) -> String {
             let who = view
                 .requirement(&p.rule)
                 .map_or_else(|| format!("rule {}", p.rule), |r| r.who());
-            let mut s = format!(
-                "{}: {}/{} approvals",
-                clean(&who),
-                p.approved_by.len(),
-                p.needed
-            );
-            if !p.approved_by.is_empty() {
-                s.push_str(&format!(" ({})", clean(&p.approved_by.join(", "))));
-            }
-            if p.groups_needed > 1 {
-                s.push_str(&format!(
-                    ", {}/{} groups",
-                    p.groups_covered, p.groups_needed
-                ));
-            }
-            s
+            format!("{}: {}", clean(&who), approvals(p))
         })
         .collect();
     if parts.is_empty() {

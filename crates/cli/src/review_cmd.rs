@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::connection::Connection;
 use crate::describe::{
-    action_summary, clean, now, quorum, requester, time_left, truncate, what_runs,
+    action_summary, approvals, clean, now, quorum, requester, time_left, truncate, what_runs,
 };
 
 /// List the requests waiting for approval.
@@ -190,16 +190,7 @@ pub fn render_request(view: &RequestView, link: &str, now: Timestamp) -> String 
         ));
     }
     for p in &view.progress {
-        let mut s = format!("{}/{} approvals", p.approved_by.len(), p.needed);
-        if !p.approved_by.is_empty() {
-            s.push_str(&format!(" ({})", clean(&p.approved_by.join(", "))));
-        }
-        if p.groups_needed > 1 {
-            s.push_str(&format!(
-                ", {}/{} groups",
-                p.groups_covered, p.groups_needed
-            ));
-        }
+        let mut s = approvals(p);
         s.push_str(", ");
         s.push_str(&denials(&p.denied_by, p.denials_needed));
         let state = if p.rejected {

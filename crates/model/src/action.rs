@@ -175,7 +175,9 @@ impl Action {
             }
         }
         if !self.details.is_object() {
-            return Err(ActionError::Details(json_type_name(&self.details)));
+            return Err(ActionError::Details(crate::strict_json::type_name(
+                &self.details,
+            )));
         }
         for id in self.principal.members() {
             if !is_valid_principal_id(id) {
@@ -234,17 +236,6 @@ impl Action {
     /// `details.sql` (the shape of `sql.statement`).
     pub fn sql(&self) -> Option<&str> {
         self.details.get("sql")?.as_str()
-    }
-}
-
-fn json_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 

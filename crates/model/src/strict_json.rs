@@ -99,3 +99,15 @@ pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<StrictValue>(bytes).map(|strict| strict.0)
 }
+
+/// What kind of JSON value this is, as an error message names it: "an object", "an array", …
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -44,7 +44,7 @@ fn validation_names_the_problem() {
     a.kind = "ShellExec".into();
     assert_eq!(a.validate(), Err(ActionError::Kind("ShellExec".into())));
     let mut a = action(json!([1]));
-    assert_eq!(a.validate(), Err(ActionError::Details("a list")));
+    assert_eq!(a.validate(), Err(ActionError::Details("an array")));
     a.details = json!({});
     a.principal.on_behalf_of = vec!["bad id".into()];
     assert_eq!(a.validate(), Err(ActionError::PrincipalId("bad id".into())));
