@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 use countersign_model::action::shell_join;
-use countersign_model::{Action, ActionError, Chain, PrincipalKind};
+use countersign_model::{Action, ActionError, Chain, Disagreement, PrincipalKind, disagreements};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -11,6 +11,7 @@ fn action(details: Value) -> Action {
     Action {
         kind: "shell.exec".into(),
         resource: "db:prod/customers".into(),
+        claims: Default::default(),
         labels: [("env".to_owned(), "production".to_owned())].into(),
         details,
         principal: Chain {
@@ -21,6 +22,28 @@ fn action(details: Value) -> Action {
         },
         justification: Some("nightly backup".into()),
     }
+}
+
+#[test]
+fn claims_are_not_in_the_digest_and_each_disagreement_with_a_label_is_named() {
+    let a = action(json!({"argv": ["terraform", "apply"]}));
+    let mut b = a.clone();
+    b.claims = [
+        ("env".to_owned(), "staging".to_owned()),
+        ("team".to_owned(), "data".to_owned()),
+    ]
+    .into();
+    assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+    assert_eq!(
+        disagreements(&b.labels, &b.claims),
+        [Disagreement {
+            key: "env",
+            label: "production",
+            claim: "staging"
+        }]
+    );
+    b.claims.insert("bad name".into(), "x".into());
+    assert_eq!(b.validate(), Err(ActionError::ClaimName("bad name".into())));
 }
 
 #[test]
