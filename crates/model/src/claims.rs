@@ -28,3 +28,32 @@ pub fn disagreements<'a>(
         })
         .collect()
 }
+
+/// How every channel introduces the claims, in Countersign's words.
+pub const CLAIMS_CAPTION: &str =
+    "The agent's claims (its own words, not facts Countersign vouches for; rules match labels)";
+
+/// The claims as one line in every channel's words, `the agent says: env=staging, ticket=OPS-1`;
+/// `None` when the agent claimed nothing. The agent's text: each channel makes it inert
+/// (`crate::text::clean`, then its own escaping) before showing it.
+pub fn says(claims: &BTreeMap<String, String>) -> Option<String> {
+    if claims.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> = claims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(format!("the agent says: {}", pairs.join(", ")))
+}
+
+impl Disagreement<'_> {
+    /// The warning every channel shows for it: `the agent says env=staging; Countersign's
+    /// configuration says env=production — the configuration wins`. Holds the agent's text: made
+    /// inert by each channel like the rest.
+    pub fn warning(&self) -> String {
+        format!(
+            "the agent says {key}={claim}; Countersign's configuration says {key}={label} — the configuration wins",
+            key = self.key,
+            claim = self.claim,
+            label = self.label
+        )
+    }
+}

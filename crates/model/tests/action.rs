@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 use countersign_model::action::shell_join;
+use countersign_model::claims::says;
 use countersign_model::{Action, ActionError, Chain, Disagreement, PrincipalKind, disagreements};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -41,6 +42,16 @@ fn claims_are_not_in_the_digest_and_each_disagreement_with_a_label_is_named() {
             label: "production",
             claim: "staging"
         }]
+    );
+    // Every channel words them the same way.
+    assert_eq!(
+        says(&b.claims).as_deref(),
+        Some("the agent says: env=staging, team=data")
+    );
+    assert_eq!(says(&a.claims), None);
+    assert_eq!(
+        disagreements(&b.labels, &b.claims)[0].warning(),
+        "the agent says env=staging; Countersign's configuration says env=production — the configuration wins"
     );
     b.claims.insert("bad name".into(), "x".into());
     assert_eq!(b.validate(), Err(ActionError::ClaimName("bad name".into())));
