@@ -35,9 +35,12 @@ pub const BUILT_IN_ENV: &[&str] = &[
     "HOME",
     "XDG_CONFIG_HOME",
     // The dynamic loader injects code into any program: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT
-    // (glibc and musl read only LD_*; DYLD_* is their macOS counterpart).
+    // (glibc and musl read only LD_*; DYLD_* is their macOS counterpart); and glibc loads the
+    // character-conversion modules GCONV_PATH names, shared objects too, into any program that
+    // converts text.
     "LD_*",
     "DYLD_*",
+    "GCONV_PATH",
     // Shells: a file bash sources before any script, exported functions that replace commands,
     // options, and the word splitting that changes how a script reads its arguments.
     "BASH_ENV",
