@@ -163,8 +163,8 @@ async fn where_the_denials_stand_is_said_in_words() {
 }
 
 /// A stand-in for the broker that answers `show` and `pending` with `view`, and refuses the
-/// audit log: what the CLI prints of a view the real broker built, with the claims the agent's
-/// tools sent set on it (this broker's API takes none yet). Returns its URL.
+/// audit log: what the CLI prints of a view the real broker built, with labels and claims set on
+/// it as the broker would hold them, whatever its API accepts from an agent. Returns its URL.
 async fn answering_with(view: Value) -> String {
     use axum::routing::get;
     use axum::{Json, Router};
@@ -190,11 +190,13 @@ async fn claims_are_the_agents_words_and_each_disagreement_is_a_warning() {
     let id = agent_sends(
         &server.url,
         json!({"kind": "shell.exec", "resource": "db:prod/customers",
-               "labels": {"env": "production"},
                "details": {"argv": ["sh", "-c", "terraform apply"]}}),
     )
     .await;
+    // The label as the broker's configuration of the agent would set it, the claims as its tools
+    // would send them.
     let mut view = server.request("sam", &id).await;
+    view["action"]["labels"] = json!({"env": "production"});
     view["action"]["claims"] = json!({
         "env": "staging",
         "ticket": "OPS-1\nstate      approved\u{1b}[2J\u{202e}"
