@@ -107,7 +107,7 @@ pub fn claims(action: &Action) -> String {
     for disagreement in claims::disagreements(&action.labels, &action.claims) {
         let _ = write!(
             out,
-            "<div class=\"disagreement\" role=\"alert\"><strong>Warning:</strong> {}</div>",
+            "<div class=\"disagreement\"><strong>Warning:</strong> {}</div>",
             escape(&clean(&disagreement.warning()))
         );
     }
