@@ -88,6 +88,7 @@ impl ActionBody {
             kind: self.kind,
             resource: self.resource,
             labels: self.labels,
+            claims: BTreeMap::new(),
             details: self.details,
             principal: requester,
             justification: self.justification,

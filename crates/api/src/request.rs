@@ -145,8 +145,12 @@ impl RequestView {
 pub struct ActionView {
     pub kind: String,
     pub resource: String,
+    /// Facts Countersign vouches for: what rules match.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// What the agent's own tools said about the action: its words, shown as such, never a label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
     /// What exactly runs (argv, SQL text, tool arguments); a JSON object.
     #[serde(default)]
     #[schema(schema_with = schemas::json_object)]
@@ -175,6 +179,7 @@ impl From<&Action> for ActionView {
             kind: action.kind.clone(),
             resource: action.resource.clone(),
             labels: action.labels.clone(),
+            claims: action.claims.clone(),
             details: action.details.clone(),
             principal: ChainView {
                 id: action.principal.id.clone(),
@@ -193,6 +198,7 @@ impl From<ActionView> for Action {
             kind: view.kind,
             resource: view.resource,
             labels: view.labels,
+            claims: view.claims,
             details: view.details,
             principal: Chain {
                 id: view.principal.id,

@@ -24,6 +24,7 @@ fn approved_request() -> Request {
     let action = Action {
         kind: "shell.exec".into(),
         resource: "k8s:prod/payments".into(),
+        claims: Default::default(),
         labels: BTreeMap::new(),
         details: json!({"argv": ["kubectl", "delete", "pod", "payments-0"]}),
         principal: Chain {

@@ -40,6 +40,7 @@ fn open(requirements: Vec<Requirement>) -> Request {
     let action = Action {
         kind: "shell.exec".into(),
         resource: "db:prod/customers".into(),
+        claims: Default::default(),
         labels: BTreeMap::new(),
         details: json!({"argv": ["pg_dump", "customers"]}),
         principal: Chain {

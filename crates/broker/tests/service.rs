@@ -18,6 +18,7 @@ fn pg_dump_by(agent: &str) -> Action {
     Action {
         kind: "shell.exec".into(),
         resource: "db:prod/customers".into(),
+        claims: Default::default(),
         labels: BTreeMap::from([("env".into(), "production".into())]),
         details: json!({"argv": ["pg_dump", "customers"]}),
         principal: Chain {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Args;
 use countersign_audit::AuditEvent;
 use countersign_client::{Client, ClientError, RequestState, RequestView, Verdict};
-use countersign_model::{RequestId, Summary, Timestamp, summary};
+use countersign_model::{RequestId, Summary, Timestamp, claims, summary};
 use serde_json::json;
 
 use crate::connection::Connection;
@@ -111,6 +111,17 @@ pub fn pending_table(requests: &[RequestView], now: Timestamp) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    // The table has no room for labels; a request whose agent contradicts one is flagged below
+    // it, so nobody approves from the list without knowing.
+    for view in requests {
+        for disagreement in claims::disagreements(&view.action.labels, &view.action.claims) {
+            out.push_str(&format!(
+                "WARNING {}: {}\n",
+                view.id,
+                clean(&disagreement.warning())
+            ));
+        }
+    }
     out
 }
 
@@ -165,6 +176,14 @@ pub fn render_request(view: &RequestView, link: &str, now: Timestamp) -> String 
             .map(|(k, v)| clean(&format!("{k}={v}")))
             .collect();
         lines.push(("labels", labels.join(", ")));
+    }
+    // The agent's claims on their own line, in its words, and a warning for each that
+    // contradicts a label: the label is what rules matched.
+    if let Some(says) = claims::says(&action.claims) {
+        lines.push(("claims", clean(&says)));
+    }
+    for disagreement in claims::disagreements(&action.labels, &action.claims) {
+        lines.push(("WARNING", clean(&disagreement.warning())));
     }
     // By the kind alone: a tool call's `argv` argument is shown with the rest, in `details`.
     if matches!(summary(action), Summary::Command(_) | Summary::Sql(_)) {

@@ -32,7 +32,7 @@ fn check_accepts_the_example_and_names_its_size() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.starts_with(
-            "examples/policy.toml: ok: 26 rules, 54 tests, default deny, policy sha256:"
+            "examples/policy.toml: ok: 28 rules, 83 tests, default deny, policy sha256:"
         ),
         "{stdout}"
     );
@@ -60,7 +60,7 @@ fn test_prints_a_line_per_case_and_fails_on_any_failure() {
     let stdout = text(&out.stdout);
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok    ")).count(),
-        54
+        83
     );
     assert!(stdout.contains(
         "ok    a database dump needs a DBA and an SRE (require_approval by prod-db-export)"

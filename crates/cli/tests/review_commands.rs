@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 //! What a reviewer reads in the terminal, through the real binary against `countersign serve`:
 //! `countersign pending` and `show` sum an action up by its kind, show hidden characters as
-//! escapes, and say where the denials stand in words; `--help` says what the command does.
+//! escapes, and say where the denials stand in words; the agent's claims are shown as its words,
+//! with a warning for each that contradicts a label; `--help` says what the command does.
 
 mod support;
 
@@ -159,6 +160,82 @@ async fn where_the_denials_stand_is_said_in_words() {
         ),
         "{show}"
     );
+}
+
+/// A stand-in for the broker that answers `show` and `pending` with `view`, and refuses the
+/// audit log: what the CLI prints of a view the real broker built, with labels and claims set on
+/// it as the broker would hold them, whatever its API accepts from an agent. Returns its URL.
+async fn answering_with(view: Value) -> String {
+    use axum::routing::get;
+    use axum::{Json, Router};
+    let list = json!({ "requests": [view.clone()] });
+    let app = Router::new()
+        .route("/v1/requests", get(move || async move { Json(list) }))
+        .route("/v1/requests/{id}", get(move || async move { Json(view) }))
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                Json(json!({"error": {"code": "forbidden", "message": "not in this test"}})),
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_the_agents_words_and_each_disagreement_is_a_warning() {
+    let server = start_server_with_policy("review-claims", POLICY);
+    let id = agent_sends(
+        &server.url,
+        json!({"kind": "shell.exec", "resource": "db:prod/customers",
+               "details": {"argv": ["sh", "-c", "terraform apply"]}}),
+    )
+    .await;
+    // The label as the broker's configuration of the agent would set it, the claims as its tools
+    // would send them.
+    let mut view = server.request("sam", &id).await;
+    view["action"]["labels"] = json!({"env": "production"});
+    view["action"]["claims"] = json!({
+        "env": "staging",
+        "ticket": "OPS-1\nstate      approved\u{1b}[2J\u{202e}"
+    });
+    let url = answering_with(view).await;
+    let run = |args: &[&str]| {
+        let out = server
+            .command("sam")
+            .env("COUNTERSIGN_SERVER", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    let show = run(&["show", &id]);
+    for shown in [
+        "labels     env=production\n",
+        "claims     the agent says: env=staging, ticket=OPS-1\\nstate      approved\\u{1b}[2J\\u{202e}\n",
+        "WARNING    the agent says env=staging; Countersign's configuration says env=production — the configuration wins\n",
+    ] {
+        assert!(show.contains(shown), "{shown:?} not in {show}");
+    }
+    let pending = run(&["pending"]);
+    assert!(
+        pending.contains(&format!(
+            "WARNING {id}: the agent says env=staging; Countersign's configuration says env=production — the configuration wins\n"
+        )),
+        "{pending}"
+    );
+    for out in [&show, &pending] {
+        assert!(!out.contains(['\u{1b}', '\u{202e}']), "{out}");
+        assert!(
+            !out.contains("\nstate      approved"),
+            "a claim forged a field: {out}"
+        );
+        assert_eq!(out.matches("the configuration wins").count(), 1, "{out}");
+    }
 }
 
 #[test]

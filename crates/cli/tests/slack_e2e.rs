@@ -121,15 +121,7 @@ async fn a_message_posted_before_a_crash_is_updated_after_it() {
         .filter(|c| c.body.to_string().contains(&id))
         .count();
     assert_eq!(posts, 2, "one message per channel, never reposted");
-    let request: Value = http
-        .get(format!("{}/v1/requests/{id}", server.url))
-        .bearer_auth(token("sam"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let request = server.request("sam", &id).await;
     assert_eq!(request["state"], "approved");
     assert!(
         request["reviews"]

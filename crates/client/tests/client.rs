@@ -461,6 +461,7 @@ fn the_local_digest_is_the_cores_digest_of_what_runs() {
     let action = Action {
         kind: request.kind.clone(),
         resource: request.resource.clone(),
+        claims: Default::default(),
         labels: request.labels.clone(),
         details: request.details.clone(),
         principal: Chain {

@@ -146,6 +146,7 @@ impl Gate {
             kind: kind.to_owned(),
             resource,
             labels: self.config.labels.clone(),
+            claims: Default::default(),
             details,
             principal: self.principal.clone(),
             justification: None,

@@ -79,8 +79,16 @@ pub struct Action {
     pub kind: String,
     /// What it acts on: `db:prod/customers`, `mcp:github/create_pull_request`, …
     pub resource: String,
+    /// Facts Countersign vouches for (`env=production`): set by the broker from its configuration
+    /// of the principal, or by an enforcement point the agent cannot configure. Rules match them.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// What the agent's own tools say about the action (`--label env=staging`): recorded and shown
+    /// to reviewers as the agent's words, matched only by rules that ask for claims, and never
+    /// able to replace or remove a label. Not part of the digest: like the justification, a claim
+    /// changes nothing that runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
     /// What exactly runs: argv, SQL text, tool arguments, method and path…
     #[serde(default = "empty_object")]
     pub details: Value,
@@ -108,6 +116,12 @@ pub enum ActionError {
     LabelName(String),
     #[error("label '{0}' has a value longer than 1024 characters or with control characters")]
     LabelValue(String),
+    #[error(
+        "claim '{0}' is not a valid claim name (expected 1 to 128 letters, digits, '_', '-', '.' or '/')"
+    )]
+    ClaimName(String),
+    #[error("claim '{0}' has a value longer than 1024 characters or with control characters")]
+    ClaimValue(String),
     #[error("action details must be a JSON object, not {0}")]
     Details(&'static str),
     #[error("action details: {0}")]
@@ -174,6 +188,14 @@ impl Action {
                 return Err(ActionError::LabelValue(name.clone()));
             }
         }
+        for (name, value) in &self.claims {
+            if !is_valid_label_name(name) {
+                return Err(ActionError::ClaimName(name.clone()));
+            }
+            if value.chars().count() > MAX_TEXT || has_control(value) {
+                return Err(ActionError::ClaimValue(name.clone()));
+            }
+        }
         if !self.details.is_object() {
             return Err(ActionError::Details(crate::strict_json::type_name(
                 &self.details,
@@ -225,18 +247,23 @@ impl Action {
 
     /// The labels as one line: `env=production, team=data`.
     pub fn labels_line(&self) -> String {
-        let labels: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        labels.join(", ")
+        pairs_line(&self.labels)
+    }
+
+    /// The claims as one line, as [`Action::labels_line`] does the labels.
+    pub fn claims_line(&self) -> String {
+        pairs_line(&self.claims)
     }
 
     /// `details.sql` (the shape of `sql.statement`).
     pub fn sql(&self) -> Option<&str> {
         self.details.get("sql")?.as_str()
     }
+}
+
+fn pairs_line(pairs: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(", ")
 }
 
 /// Joins argv into one line a shell would split back the same way: plain words stay as they are,

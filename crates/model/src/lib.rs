@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod canonical;
+pub mod claims;
 pub mod digest;
 pub mod ids;
 pub mod signing;
@@ -16,6 +17,7 @@ pub mod text;
 pub mod time;
 
 pub use action::{Action, ActionError, Chain, PrincipalKind};
+pub use claims::{Disagreement, disagreements};
 pub use digest::Digest;
 pub use ids::{IdError, RequestId};
 pub use signing::{KeyError, PublicKey, SecretKey};

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
 use countersign_model::action::shell_join;
-use countersign_model::{Action, ActionError, Chain, PrincipalKind};
+use countersign_model::claims::says;
+use countersign_model::{Action, ActionError, Chain, Disagreement, PrincipalKind, disagreements};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -11,6 +12,7 @@ fn action(details: Value) -> Action {
     Action {
         kind: "shell.exec".into(),
         resource: "db:prod/customers".into(),
+        claims: Default::default(),
         labels: [("env".to_owned(), "production".to_owned())].into(),
         details,
         principal: Chain {
@@ -21,6 +23,38 @@ fn action(details: Value) -> Action {
         },
         justification: Some("nightly backup".into()),
     }
+}
+
+#[test]
+fn claims_are_not_in_the_digest_and_each_disagreement_with_a_label_is_named() {
+    let a = action(json!({"argv": ["terraform", "apply"]}));
+    let mut b = a.clone();
+    b.claims = [
+        ("env".to_owned(), "staging".to_owned()),
+        ("team".to_owned(), "data".to_owned()),
+    ]
+    .into();
+    assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+    assert_eq!(
+        disagreements(&b.labels, &b.claims),
+        [Disagreement {
+            key: "env",
+            label: "production",
+            claim: "staging"
+        }]
+    );
+    // Every channel words them the same way.
+    assert_eq!(
+        says(&b.claims).as_deref(),
+        Some("the agent says: env=staging, team=data")
+    );
+    assert_eq!(says(&a.claims), None);
+    assert_eq!(
+        disagreements(&b.labels, &b.claims)[0].warning(),
+        "the agent says env=staging; Countersign's configuration says env=production — the configuration wins"
+    );
+    b.claims.insert("bad name".into(), "x".into());
+    assert_eq!(b.validate(), Err(ActionError::ClaimName("bad name".into())));
 }
 
 #[test]

@@ -9,6 +9,7 @@ fn action(kind: &str, details: Value) -> Action {
     Action {
         kind: kind.into(),
         resource: "mcp:fs/run".into(),
+        claims: Default::default(),
         labels: Default::default(),
         details,
         principal: Chain {

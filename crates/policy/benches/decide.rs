@@ -531,6 +531,7 @@ fn action(
     Action {
         kind: kind.to_owned(),
         resource,
+        claims: Default::default(),
         labels: labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

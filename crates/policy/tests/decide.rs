@@ -25,6 +25,7 @@ fn action(
     Action {
         kind: kind.into(),
         resource: resource.into(),
+        claims: Default::default(),
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -25,6 +25,7 @@ fn tool_call(arguments: Value) -> Action {
         kind: "mcp.tool_call".into(),
         resource: "mcp:github/delete_file".into(),
         labels: Default::default(),
+        claims: Default::default(),
         details: arguments,
         principal: Chain {
             id: "deploy-bot".into(),

@@ -26,6 +26,7 @@ fn the_explanation_names_the_program_that_runs() {
         kind: "shell.exec".into(),
         resource: "db:prod".into(),
         labels: Default::default(),
+        claims: Default::default(),
         details: json!({"argv": ["pg_dump", "customers"], "program": "/home/agent/bin/pg_dump"}),
         principal: Chain {
             id: "bot".into(),

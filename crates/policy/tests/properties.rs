@@ -138,6 +138,7 @@ fn action_strategy() -> impl Strategy<Value = Action> {
             |(kind, resource, argv, env, id, delegated, program)| Action {
                 kind: kind.into(),
                 resource: resource.into(),
+                claims: Default::default(),
                 labels: env
                     .map(|e| BTreeMap::from([("env".to_owned(), e.to_owned())]))
                     .unwrap_or_default(),

@@ -31,6 +31,7 @@ fn decide(sql: &str) -> (Outcome, Vec<String>) {
         kind: "sql.statement".into(),
         resource: "db:prod".into(),
         labels: Default::default(),
+        claims: Default::default(),
         details: json!({ "sql": sql }),
         principal: Chain {
             id: "bot".into(),

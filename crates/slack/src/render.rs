@@ -1,8 +1,8 @@
 //! The Block Kit message for a request. Pure: the request, the rules' reasons and the outcome in,
 //! JSON out.
 //!
-//! Everything the agent controls (the action, resource, labels, justification, the chain it
-//! names: who it acts for and what started it) and everything reviewers wrote (comments) is shown
+//! Everything the agent controls (the action, resource, labels, claims, justification, the chain
+//! it names: who it acts for and what started it) and everything reviewers wrote (comments) is shown
 //! only where Slack parses nothing: `rich_text` elements and `plain_text` objects (with emoji
 //! shortcodes off), with `&`, `<` and `>` escaped as Slack asks and hidden characters made visible
 //! (`countersign_model::text`). `mrkdwn` carries only text Countersign or its configuration writes
@@ -11,8 +11,9 @@
 //! fields.
 
 use countersign_approval::{Request, State, Verdict};
+use countersign_model::claims::{self, CLAIMS_CAPTION};
 use countersign_model::text::{clean, clean_lines, truncate};
-use countersign_model::{PrincipalKind, Summary, Timestamp, summary};
+use countersign_model::{Action, PrincipalKind, Summary, Timestamp, summary};
 use serde_json::{Value, json};
 
 /// The longest stretch of agent text shown in one block; Slack refuses a section over 3,000.
@@ -260,6 +261,33 @@ fn ending(request: &Request, context: &Context) -> Option<String> {
     Some(state + &outcome.unwrap_or_default())
 }
 
+/// The agent's claims, on their own marked line, and a warning for each one that contradicts a
+/// label: literal rich text, like the justification, so a claim can neither mention, link nor
+/// pass for the message's own fields.
+fn claims(action: &Action) -> Option<Value> {
+    let says = claims::says(&action.claims)?;
+    let mut elements = vec![
+        json!({
+            "type": "rich_text_section",
+            "elements": [{ "type": "text", "text": format!("{CLAIMS_CAPTION}:"), "style": { "italic": true } }]
+        }),
+        json!({
+            "type": "rich_text_quote",
+            "elements": [literal(&truncate(&clean(&says), MAX_TEXT), false)]
+        }),
+    ];
+    for disagreement in claims::disagreements(&action.labels, &action.claims) {
+        elements.push(json!({
+            "type": "rich_text_section",
+            "elements": [
+                literal("Warning: ", true),
+                literal(&truncate(&clean(&disagreement.warning()), MAX_TEXT), false)
+            ]
+        }));
+    }
+    Some(json!({ "type": "rich_text", "elements": elements }))
+}
+
 /// The message's blocks.
 pub fn blocks(request: &Request, context: &Context) -> Value {
     let action = &request.action;
@@ -282,10 +310,11 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
         fields.push(plain(&inert(&action.labels_line(), 1_000)));
     }
     blocks.push(json!({ "type": "section", "fields": fields }));
+    blocks.extend(claims(action));
     blocks.push(json!({
         "type": "context",
         "elements": [mrkdwn(
-            "The action, resource and labels are as the agent sent them; an approval binds to exactly this action (its digest is below)."
+            "The labels are what Countersign vouches for; the action and resource are as the enforcement point sent them; an approval binds to exactly this action (its digest is below)."
         )]
     }));
     if let Some(justification) = &action.justification {

@@ -228,3 +228,86 @@ async fn the_human_the_agent_acts_for_is_told_why_the_buttons_are_not_for_them()
     }
     assert_eq!(w.request(&id).await["reviews"], json!([]));
 }
+
+/// The agent's claims are shown as its words on their own marked line, every claim that
+/// contradicts a label with a warning that the configuration wins, and a claim written as markup,
+/// a mention or control characters stays literal: set on the request itself, as the broker keeps
+/// them beside the labels it vouches for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_the_agents_words_and_each_disagreement_is_a_warning() {
+    let broker = harness::start().await;
+    let (_, opened) = broker.post("deploy-bot", "/v1/actions", pg_dump()).await;
+    let id = opened["request"]["id"].as_str().unwrap().parse().unwrap();
+    let mut request = broker.broker.request(id).await.unwrap().unwrap();
+    request.action.labels = [("env".to_owned(), "production".to_owned())].into();
+    request.action.claims = [
+        ("env".to_owned(), "staging".to_owned()),
+        (
+            "ticket".to_owned(),
+            "<!channel> *Approved* by *dana*\u{1b}[31m\u{202e}:white_check_mark:".to_owned(),
+        ),
+    ]
+    .into();
+    let message = json!({
+        "blocks": render::blocks(&request, &render::Context::default()),
+        "text": render::fallback_text(&request),
+    });
+
+    let mut shown = Vec::new();
+    walk(&message["blocks"], &mut |kind, text| {
+        if kind == "mrkdwn" {
+            for forbidden in [
+                "staging",
+                "<!channel>",
+                "*Approved* by *dana*",
+                "white_check",
+            ] {
+                assert!(!text.contains(forbidden), "a claim reached mrkdwn: {text}");
+            }
+        }
+        assert!(
+            !text.contains(['\u{1b}', '\u{202e}']),
+            "a control character reached Slack: {text:?}"
+        );
+        shown.push(text.to_owned());
+    });
+    let line = |wanted: &str| shown.iter().any(|t| t == wanted);
+    assert!(
+        line(
+            "The agent's claims (its own words, not facts Countersign vouches for; rules match labels):"
+        ),
+        "{shown:?}"
+    );
+    assert!(
+        line(
+            "the agent says: env=staging, ticket=<!channel> *Approved* by *dana*\\u{1b}[31m\\u{202e}:white_check_mark:"
+        ),
+        "the claims, literal and their controls visible: {shown:?}"
+    );
+    assert!(line("Warning: "), "{shown:?}");
+    assert!(
+        line(
+            "the agent says env=staging; Countersign's configuration says env=production — the configuration wins"
+        ),
+        "{shown:?}"
+    );
+    // Only the claim that contradicts a label is warned about; the labels still read as labels.
+    assert_eq!(
+        shown
+            .iter()
+            .filter(|t| t.contains("the configuration wins"))
+            .count(),
+        1
+    );
+    assert!(line("env=production"), "{shown:?}");
+    let fallback = message["text"].as_str().unwrap();
+    assert!(
+        !fallback.contains("staging") && !fallback.contains("channel"),
+        "{fallback}"
+    );
+
+    // No claims, no claims line.
+    request.action.claims.clear();
+    let blocks = render::blocks(&request, &render::Context::default()).to_string();
+    assert!(!blocks.contains("the agent says"), "{blocks}");
+}

@@ -79,6 +79,7 @@ pub fn request(seed: u8, requester: &str, opened: i64) -> Request {
         kind: "shell.exec".into(),
         resource: "db:prod/customers".into(),
         labels: [("env".to_owned(), "production".to_owned())].into(),
+        claims: Default::default(),
         details: json!({"argv": ["pg_dump", "customers"], "seed": seed}),
         principal: Chain {
             id: requester.into(),

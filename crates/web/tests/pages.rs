@@ -502,3 +502,55 @@ async fn the_human_the_agent_acts_for_sees_why_they_cannot_review_instead_of_but
     let list = inbox.get("/inbox", Some(&dana)).await;
     assert!(!list.body.contains("You cannot review this one"));
 }
+
+/// The agent's claims are its words on their own marked line, each one that contradicts a label
+/// comes with a warning that the configuration wins, and a claim written as markup or with
+/// characters that reorder or hide text is escaped like the justification (control characters
+/// never get this far: an action carrying one is refused): on the request's page and in the inbox.
+#[tokio::test]
+async fn claims_are_the_agents_words_and_each_disagreement_is_a_warning() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let first = inbox
+        .agent_asks(&["sh", "-c", "terraform apply"], "routine", json!({}))
+        .await;
+    let mut action = inbox.stored(&first).await.action;
+    action.labels = [("env".to_owned(), "production".to_owned())].into();
+    action.claims = [
+        ("env".to_owned(), "staging".to_owned()),
+        (
+            "ticket".to_owned(),
+            "</q><script>alert(4)</script>\u{200b}\u{202e}".to_owned(),
+        ),
+    ]
+    .into();
+    let id = inbox.submitted(action).await;
+    let dana = inbox.sign_in("dana").await;
+    let warning = "the agent says env=staging; Countersign&#39;s configuration says env=production — the configuration wins";
+    for uri in [format!("/requests/{id}"), "/inbox".into()] {
+        let page = inbox.get(&uri, Some(&dana)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        for raw in ["<script>", "</q><script", "\u{200b}", "\u{202e}"] {
+            assert!(!page.body.contains(raw), "{uri} shows {raw:?} unescaped");
+        }
+        for shown in [
+            "The agent&#39;s claims (its own words, not facts Countersign vouches for; rules match labels)",
+            "<q>the agent says: env=staging, ticket=&lt;/q&gt;&lt;script&gt;alert(4)&lt;/script&gt;\\u{200b}\\u{202e}</q>",
+            warning,
+            "<span class=\"chip\">env=production</span>",
+        ] {
+            assert!(
+                page.body.contains(shown),
+                "{uri}: {shown} not in {}",
+                page.body
+            );
+        }
+        assert_eq!(
+            page.body.matches("the configuration wins").count(),
+            1,
+            "{uri}"
+        );
+    }
+    // A request without claims shows neither.
+    let page = inbox.get(&format!("/requests/{first}"), Some(&dana)).await;
+    assert!(!page.body.contains("the agent says"), "{}", page.body);
+}

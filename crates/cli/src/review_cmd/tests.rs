@@ -89,3 +89,59 @@ fn a_review_prints_the_new_state_and_the_summary() {
          pending\nwaiting for 1 more approval from members of dba or sre\n"
     );
 }
+
+/// A view whose agent claimed `claims` about its action.
+fn claiming(claims: serde_json::Value) -> RequestView {
+    let mut view = view('1', json!(["terraform", "apply"]));
+    view.action.claims = serde_json::from_value(claims).unwrap();
+    view
+}
+
+#[test]
+fn show_marks_the_claims_as_the_agents_words_and_warns_of_each_disagreement() {
+    let view = claiming(json!({"env": "staging", "ticket": "OPS-1"}));
+    let text = render_request(&view, "http://127.0.0.1:8750/requests/r_1", now());
+    for line in [
+        "labels         env=production\n",
+        "claims         the agent says: env=staging, ticket=OPS-1\n",
+        "WARNING        the agent says env=staging; Countersign's configuration says env=production — the configuration wins\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(text.matches("WARNING").count(), 1, "{text}");
+
+    // Agreeing claims are shown, and warned about never; no claims, no line.
+    let agreeing = render_request(&claiming(json!({"env": "production"})), "", now());
+    assert!(agreeing.contains("claims         the agent says: env=production\n"));
+    assert!(!agreeing.contains("WARNING"), "{agreeing}");
+    let none = render_request(&claiming(json!({})), "", now());
+    assert!(
+        !none.contains("claims ") && !none.contains("WARNING"),
+        "{none}"
+    );
+}
+
+#[test]
+fn a_claim_cannot_drive_the_terminal_or_forge_a_field() {
+    let view = claiming(json!({
+        "env": "staging\nstate          approved\u{1b}[2J\u{202e}"
+    }));
+    let text = render_request(&view, "", now());
+    assert!(!text.contains(['\u{1b}', '\u{202e}']), "{text}");
+    assert!(!text.contains("\nstate          approved"), "{text}");
+    assert!(
+        text.contains(
+            "claims         the agent says: env=staging\\nstate          approved\\u{1b}[2J\\u{202e}\n"
+        ),
+        "{text}"
+    );
+    // The pending table flags the disagreement under the rows, escaped the same way.
+    let table = pending_table(&[view], now());
+    assert!(
+        table.ends_with(
+            "WARNING r_11111111111111111111111111111111: the agent says env=staging\\nstate          approved\\u{1b}[2J\\u{202e}; Countersign's configuration says env=production — the configuration wins\n"
+        ),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3, "{table}");
+}

@@ -29,13 +29,18 @@ use serde_json::{Map, Value, json};
 /// any run of characters). `--env-vars` / `COUNTERSIGN_RUN_ENV` add to them, never remove.
 pub const BUILT_IN_ENV: &[&str] = &[
     // Where a script's commands are found, and the home whose dotfiles programs read
-    // (~/.gitconfig, ~/.kube/config, ~/.aws, ~/.pgpass).
+    // (~/.gitconfig, ~/.kube/config, ~/.aws, ~/.pgpass), and the other place they look for
+    // configuration ($XDG_CONFIG_HOME/git/config can name a program git runs).
     "PATH",
     "HOME",
+    "XDG_CONFIG_HOME",
     // The dynamic loader injects code into any program: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT
-    // (glibc and musl read only LD_*; DYLD_* is their macOS counterpart).
+    // (glibc and musl read only LD_*; DYLD_* is their macOS counterpart); and glibc loads the
+    // character-conversion modules GCONV_PATH names, shared objects too, into any program that
+    // converts text.
     "LD_*",
     "DYLD_*",
+    "GCONV_PATH",
     // Shells: a file bash sources before any script, exported functions that replace commands,
     // options, and the word splitting that changes how a script reads its arguments.
     "BASH_ENV",
@@ -58,13 +63,14 @@ pub const BUILT_IN_ENV: &[&str] = &[
     "VISUAL",
     // Which system is acted on, and as whom: PostgreSQL (PGHOST, PGDATABASE, PGSERVICE), AWS
     // (profile, region, endpoint), Kubernetes, Git (GIT_DIR, GIT_SSH_COMMAND, GIT_CONFIG_*),
-    // Terraform (TF_CLI_ARGS adds arguments; TF_VAR_* sets variables), Docker, Google Cloud,
-    // Azure.
+    // Terraform (TF_CLI_ARGS adds arguments; TF_VAR_* sets variables; TERRAFORM_CONFIG is the
+    // older name of its CLI configuration file), Docker, Google Cloud, Azure.
     "PG*",
     "AWS_*",
     "KUBECONFIG",
     "GIT_*",
     "TF_*",
+    "TERRAFORM_CONFIG",
     "DOCKER_*",
     "CLOUDSDK_*",
     "GOOGLE_APPLICATION_CREDENTIALS",

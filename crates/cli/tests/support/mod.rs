@@ -176,6 +176,19 @@ impl Server {
         self.command(who).args(args).output().unwrap()
     }
 
+    /// The request `id` as `who` reads it (`GET /v1/requests/{id}`).
+    pub async fn request(&self, who: &str, id: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/requests/{id}", self.url))
+            .bearer_auth(token(who))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn public_key(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("data/signing.key")).unwrap();
         text.parse::<SecretKey>().unwrap().public_key().to_string()

@@ -14,7 +14,7 @@ use countersign_broker::RequestFilter;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{action_title, labels, own_request, quorum, who_asks};
+use super::{action_title, claims, labels, own_request, quorum, who_asks};
 use crate::html::{Nav, escape, page as layout, state_badge, time};
 use crate::{App, PageError, Reviewer};
 
@@ -43,7 +43,7 @@ fn card(request: &Request, now: countersign_model::Timestamp, viewer: &str) -> S
     format!(
         "<li class=\"request\" data-request=\"{id}\">\
          <a class=\"title\" href=\"/requests/{id}\"><code>{title}</code></a>\
-         <div class=\"meta\">{badge} <span>{who}</span> <span>on <code>{resource}</code></span> {labels}</div>\
+         <div class=\"meta\">{badge} <span>{who}</span> <span>on <code>{resource}</code></span> {labels}</div>{claims}\
          <div class=\"meta\"><span>rule {rules}</span> · <span class=\"quorum\">{quorum}</span> · <span>{left}</span> · <span>asked {created}</span></div>\
          {own}</li>",
         id = escape(&id),
@@ -52,6 +52,7 @@ fn card(request: &Request, now: countersign_model::Timestamp, viewer: &str) -> S
         who = who_asks(&request.action),
         resource = crate::html::untrusted(&request.action.resource),
         labels = labels(&request.action),
+        claims = claims(&request.action),
         rules = escape(&request.decision.rules.join(", ")),
         quorum = quorum(request),
         left = escape(&left),

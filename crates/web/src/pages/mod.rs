@@ -14,7 +14,8 @@ use axum::Router;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use countersign_approval::Request;
-use countersign_model::text::truncate;
+use countersign_model::claims;
+use countersign_model::text::{clean, truncate};
 use countersign_model::{Action, Summary, summary};
 
 use crate::App;
@@ -86,6 +87,28 @@ pub fn labels(action: &Action) -> String {
             "<span class=\"chip\">{}={}</span> ",
             untrusted(name),
             untrusted(value)
+        );
+    }
+    out
+}
+
+/// The agent's claims on their own marked line, then a warning for each one that contradicts a
+/// label; empty when the agent claimed nothing. The agent's text, escaped and its hidden
+/// characters shown, as the justification is.
+pub fn claims(action: &Action) -> String {
+    let Some(says) = claims::says(&action.claims) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "<div class=\"claims untrusted\"><span class=\"caption\">{}</span> <q>{}</q></div>",
+        escape(claims::CLAIMS_CAPTION),
+        escape(&clean(&says))
+    );
+    for disagreement in claims::disagreements(&action.labels, &action.claims) {
+        let _ = write!(
+            out,
+            "<div class=\"disagreement\"><strong>Warning:</strong> {}</div>",
+            escape(&clean(&disagreement.warning()))
         );
     }
     out

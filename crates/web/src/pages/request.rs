@@ -14,7 +14,7 @@ use countersign_broker::{ApiError, ReviewInput};
 use countersign_model::{Action, RequestId, Summary, summary};
 use serde::Deserialize;
 
-use super::{action_title, labels, own_request, quorum};
+use super::{action_title, claims, labels, own_request, quorum};
 use crate::html::{Nav, escape, notice, page as layout, state_badge, time, untrusted};
 use crate::{App, PageError, Reviewer};
 
@@ -63,7 +63,7 @@ pub fn action_block(action: &Action) -> String {
         out,
         "<dl class=\"facts\"><dt>Kind</dt><dd><code>{kind}</code></dd>\
          <dt>Resource</dt><dd><code>{resource}</code></dd>\
-         <dt>Labels</dt><dd>{labels}</dd></dl>\
+         <dt>Labels</dt><dd>{labels}</dd></dl>{claims}\
          <h3>All details, as sent</h3><pre class=\"details\"><code>{details}</code></pre>",
         kind = escape(&action.kind),
         resource = untrusted(&action.resource),
@@ -72,6 +72,7 @@ pub fn action_block(action: &Action) -> String {
         } else {
             labels(action)
         },
+        claims = claims(action),
         details = untrusted(&details),
     );
     if let Some(justification) = &action.justification {

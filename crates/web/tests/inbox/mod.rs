@@ -215,6 +215,13 @@ impl Inbox {
         value["request"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Opens a request for `action` as built on the model (claims and all), through the broker's
+    /// service layer; returns its id.
+    pub async fn submitted(&self, action: countersign_model::Action) -> String {
+        let submitted = self._broker.broker.submit(action).await.unwrap();
+        submitted.request.expect("a request").id.to_string()
+    }
+
     /// The request as the broker has it stored.
     pub async fn stored(&self, id: &str) -> countersign_approval::Request {
         self._broker
