@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use countersign_audit::{AuditEvent, EventDraft, EventKind};
 use countersign_model::{Action, Chain, Digest, Timestamp, summary, text};
 use countersign_policy::{Outcome, Policy};
-use countersign_store::Reported;
+use countersign_store::{Reported, StoreError};
 use serde_json::{Value, json};
 
 use crate::config::Principal;
@@ -291,4 +291,34 @@ pub fn checked(
         event,
         follow_ups: alert.into_iter().collect(),
     }
+}
+
+/// How far back, in events of the log, [`recent_alerts`] looks: the inbox shows recent alerts,
+/// and a busy log is not read whole for each page.
+pub const SCANNED: u64 = 50_000;
+
+/// The newest `action.report_mismatch` alerts among the last [`SCANNED`] events of the log, at most
+/// `limit`, newest first.
+pub async fn recent_alerts(state: &State, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+    const PAGE: u64 = 5_000;
+    let head = state.store.audit_head().await?.map_or(0, |h| h.seq);
+    let floor = head.saturating_sub(SCANNED);
+    let mut through = head;
+    let mut found = Vec::new();
+    while through > floor && found.len() < limit {
+        let after = through.saturating_sub(PAGE).max(floor);
+        let page = state
+            .store
+            .audit_after(after, u32::try_from(through - after).unwrap_or(u32::MAX))
+            .await?;
+        found.extend(
+            page.into_iter()
+                .rev()
+                .filter(|e| e.seq <= through)
+                .filter(|e| e.event_kind() == Some(EventKind::ActionReportMismatch))
+                .take(limit - found.len()),
+        );
+        through = after;
+    }
+    Ok(found)
 }
