@@ -5,10 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode};
+use countersign_client::Client;
+use countersign_enforce::{Check, Gate, GateConfig, Spool};
 use countersign_model::{Action, Chain, Digest, PrincipalKind};
 use countersign_policy::{Outcome, Policy};
 use countersign_test_support::broker::{TestBroker, start_with};
+use countersign_test_support::scratch::Scratch;
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"version = 1
@@ -297,4 +303,76 @@ async fn a_decision_whose_action_cannot_be_read_is_an_alert() {
          data.action is missing"
     );
     assert_eq!(found[0]["data"]["why"], json!(["malformed"]));
+}
+
+/// A local gate, as `countersign mcp` runs one, deciding with `policy` and spooling into `dir`.
+fn gate(policy: &str, dir: &std::path::Path) -> Gate {
+    Gate::offline(
+        GateConfig {
+            labels: Default::default(),
+            policy_refresh: Duration::from_secs(3600),
+            policy_max_age: Duration::from_secs(3600),
+            enforced_by: "countersign mcp",
+        },
+        action(&["true"]).principal,
+        Policy::parse(policy).unwrap(),
+        Client::new("http://127.0.0.1:9", "unused").unwrap(),
+        Arc::new(Spool::open(dir).unwrap()),
+    )
+}
+
+/// What the gate spooled, as the spool ships it.
+fn spooled(dir: &std::path::Path) -> Vec<Value> {
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(path).unwrap();
+            events.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_real_gates_reports_pass_and_a_gate_deciding_with_its_own_policy_is_an_alert() {
+    let b = start_with(POLICY, |s| s).await;
+    let honest_dir = Scratch::named("honest-gate");
+    let honest = gate(POLICY, &honest_dir);
+    for argv in [
+        &["git", "status"][..],
+        &["git", "push", "--force"],
+        &["rm", "x"],
+    ] {
+        let action = honest.action("shell.exec", "host:build-1".into(), json!({ "argv": argv }));
+        assert!(matches!(
+            honest.check(action),
+            Check::Allow | Check::Deny(_)
+        ));
+    }
+    let events = spooled(&honest_dir);
+    assert_eq!(events.len(), 3);
+    send(&b, events).await;
+    assert_eq!(alerts(&b).await, Vec::<Value>::new());
+
+    // A gate whose policy was edited on the agent's machine to allow everything.
+    let edited_dir = Scratch::named("edited-gate");
+    let edited = gate(
+        &POLICY.replace(r#"default = "deny""#, r#"default = "allow""#),
+        &edited_dir,
+    );
+    let rm = edited.action(
+        "shell.exec",
+        "host:build-1".into(),
+        json!({ "argv": ["rm", "x"] }),
+    );
+    assert!(matches!(edited.check(rm), Check::Allow));
+    send(&b, spooled(&edited_dir)).await;
+    let found = alerts(&b).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["data"]["why"], json!(["unknown_policy"]));
+    assert_eq!(found[0]["data"]["enforced_by"], "countersign mcp");
 }
