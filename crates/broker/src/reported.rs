@@ -93,8 +93,9 @@ pub fn check(
                 who,
                 data,
                 explanation,
-                json!({ "outcome": reported, "why": ["malformed"] }),
+                json!({ "outcome": reported }),
                 Value::Null,
+                &["malformed"],
             ));
         }
     };
@@ -129,8 +130,9 @@ pub fn check(
             who,
             data,
             explanation,
-            with_why(reported_json, &["unknown_policy"]),
+            reported_json,
             Value::Null,
+            &["unknown_policy"],
         ));
     };
     let decision = policy.decide(&action);
@@ -171,8 +173,9 @@ pub fn check(
         who,
         data,
         format!("{said}; {}", differences.join("; ")),
-        with_why(reported_json, &why),
+        reported_json,
         decided,
+        &why,
     ))
 }
 
@@ -202,25 +205,18 @@ fn read(outcome: Outcome, data: &Value) -> Result<Report, String> {
     })
 }
 
-fn with_why(mut reported: Value, why: &[&str]) -> Value {
-    reported["why"] = json!(why);
-    reported
-}
-
 /// The alert itself: it names the reported event by the reporter's id for it (the event itself
-/// is the one recorded just before it), what was reported and what the broker decided.
+/// is the one recorded just before it), what was reported, what the broker decided, and why
+/// they differ (`outcome`, `rules`, `digest`, `unknown_policy`, `malformed`).
 fn alert(
     at: Timestamp,
     who: &str,
     data: &Value,
     explanation: String,
-    mut reported: Value,
+    reported: Value,
     decided: Value,
+    why: &[&str],
 ) -> EventDraft {
-    let why = reported
-        .as_object_mut()
-        .and_then(|r| r.remove("why"))
-        .unwrap_or(Value::Null);
     draft(at, EventKind::ActionReportMismatch, who, None, explanation).with_data(json!({
         "reported_event_id": data.get("event_id").cloned().unwrap_or(Value::Null),
         "reported_by": who,
