@@ -58,6 +58,10 @@ event_kinds! {
     ActionDenied = "action.denied",
     /// How an approved action went.
     ActionOutcome = "action.outcome",
+    /// An alert: an enforcement point reported a decision the policy it named does not make
+    /// (another outcome or other rules), or named a policy the broker never served or no longer
+    /// remembers, or an action that cannot be decided. Recorded by the broker, never reportable.
+    ActionReportMismatch = "action.report_mismatch",
     /// A new policy came into force.
     PolicyReloaded = "policy.reloaded",
     /// A new policy was refused; the old one stays in force.

@@ -13,6 +13,7 @@ mod error;
 mod expiry;
 pub mod listener;
 mod metrics;
+mod reported;
 mod service;
 mod state;
 pub mod views;
@@ -61,6 +62,7 @@ impl Broker {
         let pending = store.count_requests("pending").await?;
         let state = Arc::new(State {
             policy: RwLock::new(Arc::new(policy)),
+            served: Default::default(),
             load_policy,
             audit: AuditBatcher::start(Arc::clone(&store)),
             store,
@@ -149,10 +151,16 @@ pub(crate) async fn reload_policy(state: &State, by: &str) -> Result<Digest, Str
                 .append_audit(vec![event])
                 .await
                 .map_err(|e| e.to_string())?;
-            *state
+            let mut in_force = state
                 .policy
                 .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policy);
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Remembered before it is replaced, so a report naming it is never left unknown.
+            if in_force.hash() != hash {
+                state.served.replaced(Arc::clone(&in_force));
+            }
+            *in_force = Arc::new(policy);
+            drop(in_force);
             tracing::info!(%hash, %by, "policy reloaded");
             Ok(hash)
         }

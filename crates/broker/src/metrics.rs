@@ -1,4 +1,4 @@
-//! Prometheus metrics, kept in atomics and written in the text exposition format by hand: five
+//! Prometheus metrics, kept in atomics and written in the text exposition format by hand: six
 //! families do not justify a metrics framework.
 
 use std::fmt::Write as _;
@@ -22,6 +22,7 @@ pub struct Metrics {
     decided_count: AtomicU64,
     decided_sum_millis: AtomicU64,
     unavailable: AtomicU64,
+    report_mismatches: AtomicU64,
 }
 
 fn index(outcome: Outcome) -> usize {
@@ -42,6 +43,11 @@ impl Metrics {
     pub fn reported_decision(&self, outcome: Outcome) {
         self.decisions[index(outcome)].fetch_add(1, Ordering::Relaxed);
         self.reported[index(outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Alerts recorded because a reported decision does not match the policy it names.
+    pub fn report_mismatches(&self, n: u64) {
+        self.report_mismatches.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn set_pending(&self, n: i64) {
@@ -99,6 +105,16 @@ impl Metrics {
                 "countersign_reported_decisions_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP countersign_report_mismatches_total Reported decisions the broker decided otherwise (or could not check): each one an action.report_mismatch alert in the audit log."
+        );
+        let _ = writeln!(out, "# TYPE countersign_report_mismatches_total counter");
+        let _ = writeln!(
+            out,
+            "countersign_report_mismatches_total {}",
+            self.report_mismatches.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP countersign_requests_pending Requests waiting for a decision."

@@ -94,6 +94,13 @@ impl Broker {
         Ok(self.state().store.audit_after(after, limit).await?)
     }
 
+    /// The newest alerts that an enforcement point reported a decision the policy it named does
+    /// not make (`action.report_mismatch`), at most `limit`, newest first, among the last 50,000
+    /// events of the log.
+    pub async fn report_mismatches(&self, limit: usize) -> Result<Vec<AuditEvent>, ApiError> {
+        Ok(crate::reported::recent_alerts(self.state(), limit).await?)
+    }
+
     /// The newest event of the audit log, if any.
     pub async fn audit_head(&self) -> Result<Option<ChainHead>, ApiError> {
         Ok(self.state().store.audit_head().await?)

@@ -20,6 +20,7 @@ use crate::changes::Changes;
 use crate::config::Principal;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::reported::Served;
 use crate::waiters::Waiters;
 
 /// Reads the policy file's current text; supplied by the binary, which owns file access.
@@ -27,6 +28,8 @@ pub type PolicyLoader = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 pub struct State {
     pub policy: RwLock<Arc<Policy>>,
+    /// The policies replaced since start, by which reported decisions are checked.
+    pub served: Served,
     pub load_policy: PolicyLoader,
     pub store: Arc<dyn Store>,
     pub key: SecretKey,

@@ -327,11 +327,26 @@ async fn one_reporters_event_id_never_hides_another_reporters_event() {
         .await;
     assert_eq!(body, json!({"appended": 0, "already_recorded": 1}));
     let (_, log) = b.get("sam", "/v1/audit").await;
-    let reporters: Vec<&str> = log["events"]
+    // Each event carries no action, so the broker cannot check it against the policy: each is
+    // followed by its alert, recorded once with it.
+    let reporters: Vec<(&str, &str)> = log["events"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["principal"].as_str().unwrap())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["principal"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(reporters, ["deploy-bot", "nightly-bot"]);
+    assert_eq!(
+        reporters,
+        [
+            ("action.allowed", "deploy-bot"),
+            ("action.report_mismatch", "deploy-bot"),
+            ("action.allowed", "nightly-bot"),
+            ("action.report_mismatch", "nightly-bot"),
+        ]
+    );
 }

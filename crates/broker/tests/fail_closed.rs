@@ -14,7 +14,7 @@ use countersign_audit::{AuditEvent, ChainHead, Checkpoint, EventDraft};
 use countersign_model::ids::GrantId;
 use countersign_model::{Digest, RequestId, Timestamp};
 use countersign_store::{
-    Consumed, Delivery, RequestFilter, Store, StoreError, Transition, Updated,
+    Consumed, Delivery, Reported, RequestFilter, Store, StoreError, Transition, Updated,
 };
 use harness::{EXAMPLE_POLICY, error_message, pg_dump, start_with};
 use serde_json::json;
@@ -43,7 +43,7 @@ impl Store for Breakable {
     }
     async fn append_reported(
         &self,
-        reported: Vec<(Option<String>, EventDraft)>,
+        reported: Vec<Reported>,
     ) -> Result<(Vec<AuditEvent>, usize), StoreError> {
         self.check()?;
         self.inner.append_reported(reported).await

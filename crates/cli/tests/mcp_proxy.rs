@@ -312,6 +312,15 @@ fn exercise(server: &Server, client: &mut Driver) {
         json!({"message": "hello"})
     );
     wait_for_audit(server, "action.denied", "mcp:everything/get-env", 1);
+    // The broker decided each reported call again under the policy the proxy named: no alert.
+    let export = server.run("sam", &["audit", "export"]);
+    let alerts: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| line.get("event").cloned())
+        .filter(|e| e["type"] == "action.report_mismatch")
+        .collect();
+    assert_eq!(alerts, Vec::<Value>::new());
 }
 
 fn spool_dir(server: &Server) -> String {

@@ -17,7 +17,7 @@ use countersign_model::{Action, Chain, PrincipalKind, RequestId, SecretKey, Time
 use countersign_policy::{Decision, Outcome, Requirement};
 use serde_json::json;
 
-use crate::{Consumed, GrantStatus, RequestFilter, Store, Update, Updated};
+use crate::{Consumed, GrantStatus, Reported, RequestFilter, Store, Update, Updated};
 
 /// The key the suite's stores must sign checkpoints with.
 pub fn checkpoint_key() -> SecretKey {
@@ -42,6 +42,7 @@ where
     deliveries_are_kept_until_settled(fresh().await).await;
     reported_events_are_appended_once(fresh().await).await;
     reported_event_ids_are_each_reporters_own(fresh().await).await;
+    follow_ups_are_appended_only_with_their_event(fresh().await).await;
     a_working_store_says_it_can_commit(fresh().await).await;
 }
 
@@ -640,7 +641,7 @@ pub async fn deliveries_are_kept_until_settled<S: Store>(store: S) {
 
 async fn reported_events_are_appended_once<S: Store>(store: S) {
     let event = |id: Option<&str>, n: i64| {
-        (
+        Reported::new(
             id.map(str::to_owned),
             EventDraft::new(at(n), "action.allowed", "an allowed call"),
         )
@@ -676,7 +677,7 @@ async fn reported_events_are_appended_once<S: Store>(store: S) {
 
 async fn reported_event_ids_are_each_reporters_own<S: Store>(store: S) {
     let event = |who: &str, id: &str, n: i64| {
-        (
+        Reported::new(
             Some(id.to_owned()),
             EventDraft::new(at(n), "action.allowed", "an allowed call")
                 .with_principal(who.to_owned()),
@@ -707,4 +708,36 @@ async fn reported_event_ids_are_each_reporters_own<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!((third.len(), left_out), (0, 1));
+}
+
+async fn follow_ups_are_appended_only_with_their_event<S: Store>(store: S) {
+    let event = |id: &str, n: i64| Reported {
+        event_id: Some(id.to_owned()),
+        event: EventDraft::new(at(n), "action.allowed", "an allowed call")
+            .with_principal("deploy-bot".to_owned()),
+        follow_ups: vec![EventDraft::new(
+            at(n),
+            "action.report_mismatch",
+            "the report does not match the policy",
+        )],
+    };
+    let (first, left_out) = store
+        .append_reported(vec![event("e-1", 1), event("e-2", 2)])
+        .await
+        .unwrap();
+    assert_eq!(left_out, 0);
+    let kinds: Vec<(&str, Timestamp)> = first.iter().map(|e| (e.kind.as_str(), e.time)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("action.allowed", at(1)),
+            ("action.report_mismatch", at(1)),
+            ("action.allowed", at(2)),
+            ("action.report_mismatch", at(2)),
+        ]
+    );
+    // Sent again, the event is left out and so is what the broker recorded about it.
+    let (second, left_out) = store.append_reported(vec![event("e-1", 3)]).await.unwrap();
+    assert_eq!((second.len(), left_out), (0, 1));
+    assert_eq!(store.audit_after(0, 100).await.unwrap().len(), 4);
 }

@@ -19,6 +19,26 @@ use countersign_model::{Digest, RequestId, Timestamp};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
+/// An event an enforcement point reported, with the reporter's own id for it (if any), and the
+/// events the broker records about it (an alert that it does not match the policy), appended
+/// right after it and only with it: a report sent again records neither twice.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    pub event_id: Option<String>,
+    pub event: EventDraft,
+    pub follow_ups: Vec<EventDraft>,
+}
+
+impl Reported {
+    pub fn new(event_id: Option<String>, event: EventDraft) -> Reported {
+        Reported {
+            event_id,
+            event,
+            follow_ups: Vec::new(),
+        }
+    }
+}
+
 /// What a change to a request produces: the next request, the audit events that record it, and
 /// — when it approves the request — the grant, written in the same transaction.
 #[derive(Debug, Clone)]
@@ -110,13 +130,14 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, drafts: Vec<EventDraft>) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Appends events an enforcement point reported, each with the id it gave the event, if
-    /// any: an event whose id was appended before (or earlier in the same batch) by the same
-    /// reporter (the draft's principal) is left out, so a batch sent again is recorded once. Ids
-    /// are the reporter's own: another principal's event with the same id is appended. Returns the events appended and how many were left
-    /// out.
+    /// any, and each followed by its follow-ups: an event whose id was appended before (or
+    /// earlier in the same batch) by the same reporter (the draft's principal) is left out with
+    /// its follow-ups, so a batch sent again is recorded once. Ids are the reporter's own:
+    /// another principal's event with the same id is appended. Returns the events appended
+    /// (follow-ups included) and how many reported events were left out.
     async fn append_reported(
         &self,
-        reported: Vec<(Option<String>, EventDraft)>,
+        reported: Vec<Reported>,
     ) -> Result<(Vec<AuditEvent>, usize), StoreError>;
 
     /// Stores a new request with the audit events that record its creation.

@@ -24,7 +24,8 @@ mod writer;
 use writer::Writer;
 
 use crate::{
-    Consumed, Delivery, GrantStatus, RequestFilter, Store, StoreError, Transition, Update, Updated,
+    Consumed, Delivery, GrantStatus, Reported, RequestFilter, Store, StoreError, Transition,
+    Update, Updated,
 };
 
 pub struct SqliteStore {
@@ -323,12 +324,12 @@ impl Store for SqliteStore {
 
     async fn append_reported(
         &self,
-        reported: Vec<(Option<String>, EventDraft)>,
+        reported: Vec<Reported>,
     ) -> Result<(Vec<AuditEvent>, usize), StoreError> {
         // An id is the reporter's own: the same id from two principals names two events.
         let ids: Vec<(String, String)> = reported
             .iter()
-            .filter_map(|(id, draft)| Some((reporter(draft), id.clone()?)))
+            .filter_map(|r| Some((reporter(&r.event), r.event_id.clone()?)))
             .collect();
         self.write(move |tx| {
             Box::pin(async move {
@@ -355,17 +356,16 @@ impl Store for SqliteStore {
                 }
                 let mut drafts = Vec::with_capacity(reported.len());
                 let mut new_ids = Vec::new();
-                for (id, draft) in reported {
-                    match id {
-                        Some(id) => {
-                            let key = (reporter(&draft), id);
-                            if seen.insert(key.clone()) {
-                                new_ids.push(key);
-                                drafts.push(draft);
-                            }
+                for r in reported {
+                    if let Some(id) = r.event_id {
+                        let key = (reporter(&r.event), id);
+                        if !seen.insert(key.clone()) {
+                            continue;
                         }
-                        None => drafts.push(draft),
+                        new_ids.push(key);
                     }
+                    drafts.push(r.event);
+                    drafts.extend(r.follow_ups);
                 }
                 for chunk in new_ids.chunks(ROWS_PER_INSERT) {
                     sqlx::QueryBuilder::new("INSERT INTO reported_event_ids (reporter, event_id) ")

@@ -554,3 +554,73 @@ async fn claims_are_the_agents_words_and_each_disagreement_is_a_warning() {
     let page = inbox.get(&format!("/requests/{first}"), Some(&dana)).await;
     assert!(!page.body.contains("the agent says"), "{}", page.body);
 }
+
+/// A reported decision the policy does not make is an alert on the inbox, escaped like every
+/// other text that quotes the agent.
+#[tokio::test]
+async fn the_inbox_shows_a_reported_decision_the_policy_does_not_make_as_an_alert() {
+    use countersign_model::{Action, Chain, PrincipalKind};
+    let inbox = start("http://127.0.0.1:8750").await;
+    let dana = inbox.sign_in("dana").await;
+    let page = inbox.get("/inbox", Some(&dana)).await;
+    assert!(!page.body.contains("id=\"alerts\""), "no alert yet");
+
+    let action = Action {
+        kind: "shell.exec".into(),
+        resource: "host:build-1".into(),
+        labels: Default::default(),
+        claims: Default::default(),
+        details: json!({"argv": ["rm", "-rf", "</code><script>alert(1)</script>\u{202E}"]}),
+        principal: Chain {
+            id: "deploy-bot".into(),
+            kind: PrincipalKind::Agent,
+            on_behalf_of: vec!["alice".into()],
+            started_by: None,
+        },
+        justification: None,
+    };
+    let policy = countersign_policy::Policy::parse(inbox::POLICY).unwrap();
+    let report = json!({"events": [{
+        "type": "action.allowed",
+        "explanation": "allowed by the local gate",
+        "data": {
+            "event_id": "e-1",
+            "digest": action.digest().unwrap(),
+            "rules": ["scripted-change"],
+            "policy": policy.hash(),
+            "action": action,
+            "enforced_by": "countersign run",
+        },
+    }]});
+    let request = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/v1/audit/events")
+        .header("authorization", format!("Bearer {}", token("deploy-bot")))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(report.to_string()))
+        .unwrap();
+    let answer = inbox.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let page = inbox.get("/inbox", Some(&dana)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"alerts\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("deploy-bot reported rule scripted-change allowed"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("under that policy it is denied by default")
+    );
+    assert!(page.body.contains("<code>countersign run</code>"));
+    for raw in ["<script>", "\u{202E}"] {
+        assert!(
+            !page.body.contains(raw),
+            "the inbox shows {raw:?} unescaped"
+        );
+    }
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}

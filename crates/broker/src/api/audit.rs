@@ -201,10 +201,9 @@ pub async fn append(
             }
         };
         data["reported_by"] = json!(caller.0.id);
-        reported.push((
-            event_id,
-            draft(at, kind, &caller.0.id, event.request_id, event.explanation).with_data(data),
-        ));
+        let event =
+            draft(at, kind, &caller.0.id, event.request_id, event.explanation).with_data(data);
+        reported.push(crate::reported::checked(&state, &caller.0, event_id, event));
     }
     let (appended, repeated) =
         state
@@ -227,7 +226,8 @@ pub async fn append(
         }
     }
     Ok(Json(Appended {
-        appended: appended.len() as u64,
+        // Alerts about the reports are not the reporter's events: its answer stays silent on them.
+        appended: crate::reported::appended(&state, &appended) as u64,
         already_recorded: repeated as u64,
     }))
 }

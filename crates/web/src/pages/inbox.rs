@@ -114,10 +114,11 @@ pub async fn page(
     reviewer: Reviewer,
 ) -> Result<Html<String>, PageError> {
     let lists = render_lists(&app, &reviewer.principal.id).await?;
+    let alerts = super::alerts::section(&app).await?;
     let body = format!(
         "<h1>Inbox</h1>\
          <p class=\"live-status\" data-live-status>Updates live as requests arrive and are decided. \
-         <a href=\"/inbox\">Reload</a></p>\
+         <a href=\"/inbox\">Reload</a></p>{alerts}\
          <div id=\"lists\" data-live-src=\"/inbox/pending\" aria-live=\"polite\">{lists}</div>"
     );
     Ok(Html(layout(

@@ -1,5 +1,6 @@
 //! The pages: the routes, and how a request is named and described wherever it is listed.
 
+mod alerts;
 mod audit;
 mod dashboard;
 mod history;
