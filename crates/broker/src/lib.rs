@@ -15,6 +15,7 @@ pub mod listener;
 mod metrics;
 mod service;
 mod state;
+mod trust;
 pub mod views;
 mod waiters;
 

@@ -465,6 +465,7 @@ fn the_local_digest_is_the_cores_digest_of_what_runs() {
         labels: request.labels.clone(),
         details: request.details.clone(),
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

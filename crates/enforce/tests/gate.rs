@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_client::Client;
-use countersign_enforce::{Check, Gate, GateConfig, Refusal, Spool};
+use countersign_enforce::{Bindings, Check, Gate, GateConfig, Refusal, Spool};
 use countersign_model::{Chain, PrincipalKind};
 use countersign_policy::Policy;
 use serde_json::json;
@@ -41,12 +41,13 @@ fn temp_dir(name: &str) -> PathBuf {
 fn gate(dir: &Path, policy_max_age: Duration) -> Gate {
     Gate::offline(
         GateConfig {
-            labels: [("env".to_owned(), "production".to_owned())].into(),
+            claims: Default::default(),
             policy_refresh: Duration::from_secs(5),
             policy_max_age,
             enforced_by: "countersign http-proxy",
         },
         Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
@@ -56,6 +57,8 @@ fn gate(dir: &Path, policy_max_age: Duration) -> Gate {
         Client::new("http://127.0.0.1:9", "unused").unwrap(),
         Arc::new(Spool::open(dir).unwrap()),
     )
+    // The broker's configuration gives deploy-bot env=production.
+    .bound(Bindings::new([("env".to_owned(), "production".to_owned())].into(), &[]).unwrap())
 }
 
 /// The events spooled so far, one JSON value each.

@@ -15,6 +15,7 @@ fn action(details: Value) -> Action {
         labels: [("env".to_owned(), "production".to_owned())].into(),
         details,
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

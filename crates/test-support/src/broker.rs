@@ -23,9 +23,14 @@ pub const EXAMPLE_POLICY: &str = include_str!("../../../examples/policy.toml");
 
 /// Principal id → token. The agent acts for alice; dana is a DBA, sam an SRE and an admin.
 /// In Slack, alice and dana are known by their user ids, sam by his email. nightly-bot is an agent
-/// the configuration says sam starts.
+/// the configuration says sam starts. Both agents work on production: the configuration says so
+/// (`labels`), since an agent's own word is only a claim.
 pub const PRINCIPALS: [Principal<'static>; 6] = [
-    ("deploy-bot", "agent", "groups = []\nacts_for = [\"alice\"]"),
+    (
+        "deploy-bot",
+        "agent",
+        "groups = []\nacts_for = [\"alice\"]\nlabels = { env = \"production\" }",
+    ),
     (
         "alice",
         "human",
@@ -45,7 +50,7 @@ pub const PRINCIPALS: [Principal<'static>; 6] = [
     (
         "nightly-bot",
         "agent",
-        "groups = []\nacts_for = [\"alice\"]\nstarted_by = \"sam\"",
+        "groups = []\nacts_for = [\"alice\"]\nstarted_by = \"sam\"\nlabels = { env = \"production\" }",
     ),
 ];
 
@@ -230,12 +235,12 @@ pub fn error_message(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error answer: {body}"))
 }
 
-/// The example policy's database dump: needs a DBA and an SRE.
+/// The example policy's database dump: needs a DBA and an SRE (the agents' configuration says
+/// env=production).
 pub fn pg_dump() -> Value {
     serde_json::json!({
         "kind": "shell.exec",
         "resource": "db:prod/customers",
-        "labels": {"env": "production"},
         "details": {"argv": ["pg_dump", "customers"]},
         "justification": "nightly backup"
     })

@@ -109,8 +109,13 @@ impl Caller {
         if self.is_human() {
             Ok(())
         } else {
+            let kind = if self.0.kind == PrincipalKind::Service {
+                "a service"
+            } else {
+                "an agent"
+            };
             Err(ApiError::forbidden(format!(
-                "{} is an agent; only humans can {what}",
+                "{} is {kind}; only humans can {what}",
                 self.0.id
             )))
         }
