@@ -76,6 +76,16 @@ fn flags_set_resource_claims_justification_and_kind() {
 }
 
 #[test]
+fn claim_is_the_preferred_spelling_of_label_and_neither_sets_a_label() {
+    let action = action_json(&["--claim", "env=staging", "--label", "ticket=OPS-7", "true"]);
+    assert_eq!(
+        action["claims"],
+        json!({"env": "staging", "ticket": "OPS-7"})
+    );
+    assert!(action.get("labels").is_none(), "{action}");
+}
+
+#[test]
 fn everything_after_the_command_belongs_to_it() {
     let args = parse(&["terraform", "apply", "--label", "x=y", "-auto-approve"]).unwrap();
     assert_eq!(
