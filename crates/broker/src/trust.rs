@@ -249,3 +249,63 @@ impl Submitter {
         Ok(labels)
     }
 }
+
+/// Checks the action a reported event (`POST /v1/audit/events`, event `index`) carries, where it
+/// carries one, by the rules for submitting it: a local gate decides with the principal's
+/// configured labels and inside its resource bindings, so a reported action with other labels,
+/// or outside the bindings, is refused rather than recorded as if Countersign vouched for it. A
+/// service reports only labels within its `vouches_for`.
+pub(crate) fn check_reported(
+    reporter: &Principal,
+    data: &serde_json::Value,
+    index: usize,
+) -> Result<(), ApiError> {
+    let Some(action) = data.get("action") else {
+        return Ok(());
+    };
+    let at =
+        |e: ApiError| ApiError::new(e.status, e.code, format!("events[{index}]: {}", e.message));
+    let labels: BTreeMap<String, String> = match action.get("labels") {
+        None => BTreeMap::new(),
+        Some(labels) => serde_json::from_value(labels.clone()).map_err(|_| {
+            ApiError::bad_request(format!(
+                "events[{index}]: data.action.labels must map names to strings"
+            ))
+        })?,
+    };
+    let resource = action
+        .get("resource")
+        .and_then(|r| r.as_str())
+        .unwrap_or("");
+    if reporter.kind == PrincipalKind::Service {
+        let vouches = reporter.vouches_for.as_ref();
+        let allowed = |key: &String| vouches.is_some_and(|v| v.labels.contains(key));
+        if let Some(key) = labels.keys().find(|k| !allowed(k)) {
+            return Err(ApiError::forbidden(format!(
+                "events[{index}]: {} may not vouch for the label '{}'",
+                reporter.id,
+                countersign_model::text::clean(key)
+            )));
+        }
+        return Ok(());
+    }
+    let submitter = Submitter {
+        requester: std::sync::Arc::new(reporter.clone()),
+        via: None,
+    };
+    // The resource binding, as for a submitted action.
+    submitter.labels(BTreeMap::new(), resource).map_err(at)?;
+    if labels != reporter.labels {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::LabelsFromAgent,
+            format!(
+                "events[{index}]: the reported action's labels are not {}'s configured labels: \
+                 labels are set by Countersign from its configuration; send the agent's own \
+                 words as claims",
+                reporter.id
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -295,3 +295,45 @@ async fn a_service_cannot_review() {
         "pg-proxy is a service; only humans review requests"
     );
 }
+
+#[tokio::test]
+async fn a_reported_decision_carries_the_configured_labels_only() {
+    let b = start().await;
+    let reported = |labels: Value, resource: &str| {
+        json!({"events": [{"type": "action.allowed", "explanation": "local decision", "data": {
+            "action": {"kind": "mcp.tool_call", "resource": resource, "labels": labels}
+        }}]})
+    };
+    // What a local gate reports: deploy-bot's configured labels.
+    let (status, body) = b
+        .post(
+            "deploy-bot",
+            "/v1/audit/events",
+            reported(json!({"env": "production"}), "mcp:github/get_file"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Labels the configuration does not give are the agent's own: refused.
+    let (status, body) = b
+        .post(
+            "deploy-bot",
+            "/v1/audit/events",
+            reported(json!({"env": "staging"}), "mcp:github/get_file"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "labels_from_agent");
+    // Outside the principal's bindings: refused, naming them.
+    let (status, body) = b
+        .post(
+            "build-bot",
+            "/v1/audit/events",
+            reported(json!({}), "host:prod-db"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        error_message(&body).starts_with("events[0]: build-bot is bound to the resources"),
+        "{body}"
+    );
+}
