@@ -91,6 +91,21 @@ fn chain_members_cover_requester_principals_and_starter() {
 }
 
 #[test]
+fn a_service_the_request_came_through_is_named_but_is_no_member_of_the_chain() {
+    let mut a = action(json!({}));
+    a.principal.via = Some("pg-proxy".into());
+    assert!(!a.principal.contains("pg-proxy"));
+    assert_eq!(
+        a.principal.describe(),
+        "deploy-bot (agent), acting for alice, started by ci-42, via pg-proxy"
+    );
+    // Who asks, and through what, is not part of what runs.
+    let mut direct = a.clone();
+    direct.principal.via = None;
+    assert_eq!(a.digest().unwrap(), direct.digest().unwrap());
+}
+
+#[test]
 fn shell_join_quotes_only_what_a_shell_would_split() {
     assert_eq!(
         shell_join(["pg_dump", "-t", "customers"]),
