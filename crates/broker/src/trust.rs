@@ -254,7 +254,9 @@ impl Submitter {
 /// carries one, by the rules for submitting it: a local gate decides with the principal's
 /// configured labels and inside its resource bindings, so a reported action with other labels,
 /// or outside the bindings, is refused rather than recorded as if Countersign vouched for it. A
-/// service reports only labels within its `vouches_for`.
+/// service reports only labels within its `vouches_for`. Refused as a malformed event (400), not
+/// a forbidden call: an enforcement point retries a 403 for ever, which would hold up every event
+/// spooled after this one, while a 400 has it set the event aside (`rejected.jsonl`).
 pub(crate) fn check_reported(
     reporter: &Principal,
     data: &serde_json::Value,
@@ -263,8 +265,7 @@ pub(crate) fn check_reported(
     let Some(action) = data.get("action") else {
         return Ok(());
     };
-    let at =
-        |e: ApiError| ApiError::new(e.status, e.code, format!("events[{index}]: {}", e.message));
+    let at = |e: ApiError| ApiError::bad_request(format!("events[{index}]: {}", e.message));
     let labels: BTreeMap<String, String> = match action.get("labels") {
         None => BTreeMap::new(),
         Some(labels) => serde_json::from_value(labels.clone()).map_err(|_| {
@@ -281,7 +282,7 @@ pub(crate) fn check_reported(
         let vouches = reporter.vouches_for.as_ref();
         let allowed = |key: &String| vouches.is_some_and(|v| v.labels.contains(key));
         if let Some(key) = labels.keys().find(|k| !allowed(k)) {
-            return Err(ApiError::forbidden(format!(
+            return Err(ApiError::bad_request(format!(
                 "events[{index}]: {} may not vouch for the label '{}'",
                 reporter.id,
                 countersign_model::text::clean(key)
@@ -297,8 +298,8 @@ pub(crate) fn check_reported(
     submitter.labels(BTreeMap::new(), resource).map_err(at)?;
     if labels != reporter.labels {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::LabelsFromAgent,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
             format!(
                 "events[{index}]: the reported action's labels are not {}'s configured labels: \
                  labels are set by Countersign from its configuration; send the agent's own \
