@@ -118,20 +118,16 @@ pub(crate) struct Submitter {
     pub via: Option<std::sync::Arc<Principal>>,
 }
 
-/// Who an action is submitted by: the caller, or, when a service passes an agent's token in
-/// `Countersign-Agent-Token`, that agent through the service.
-pub(crate) fn submitter(
+/// Who a call is made by: the token's principal, or, when a service passes an agent's token in
+/// `Countersign-Agent-Token`, that agent through the service (on every call: the service waits
+/// for, uses and reports on the agent's requests as the agent).
+pub(crate) fn on_behalf(
     state: &State,
     caller: std::sync::Arc<Principal>,
     headers: &HeaderMap,
 ) -> Result<Submitter, ApiError> {
     let header = headers.get(AGENT_TOKEN_HEADER);
     match (caller.kind, header) {
-        (PrincipalKind::Service, None) => Err(ApiError::forbidden(format!(
-            "{} is a service: a service submits only on behalf of an agent; pass the token the \
-             agent authenticated with in the Countersign-Agent-Token header",
-            caller.id
-        ))),
         (_, None) => Ok(Submitter {
             requester: caller,
             via: None,

@@ -50,18 +50,51 @@ async fn submit_via(
     agent_token: &str,
     body: Value,
 ) -> (StatusCode, Value) {
+    call_via_as(
+        b,
+        service,
+        Method::POST,
+        "/v1/actions",
+        agent_token,
+        Some(body),
+    )
+    .await
+}
+
+/// A call as pg-proxy on behalf of the principal whose token is `agent_token`.
+async fn call_via(
+    b: &TestBroker,
+    method: Method,
+    uri: &str,
+    agent_token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    call_via_as(b, "pg-proxy", method, uri, agent_token, body).await
+}
+
+async fn call_via_as(
+    b: &TestBroker,
+    service: &str,
+    method: Method,
+    uri: &str,
+    agent_token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let request = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/actions")
+        .method(method)
+        .uri(uri)
         .header("authorization", format!("Bearer {}", token(service)))
         .header("countersign-agent-token", agent_token)
         .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
     let response = b.router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn terraform_apply(claims: Value) -> Value {
@@ -203,6 +236,33 @@ async fn a_service_vouches_for_its_labels_and_resources_on_behalf_of_the_agent()
         action["labels"],
         json!({"env": "production", "data_class": "pii"})
     );
+
+    // The service follows the request as the agent: it sees it, and may withdraw it.
+    let id = answer["request"]["id"].as_str().unwrap();
+    let (status, _) = call_via(
+        &b,
+        Method::GET,
+        &format!("/v1/requests/{id}"),
+        &token("deploy-bot"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = b.get("pg-proxy", &format!("/v1/requests/{id}")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "as itself it has no requests"
+    );
+    let (status, cancelled) = call_via(
+        &b,
+        Method::POST,
+        &format!("/v1/requests/{id}/cancel"),
+        &token("deploy-bot"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
 }
 
 #[tokio::test]

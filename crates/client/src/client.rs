@@ -100,10 +100,11 @@ impl Client {
         })
     }
 
-    /// This client, for a service principal (an enforcement point such as a proxy), submitting
-    /// actions on behalf of the agent whose token authenticated to it: the broker makes that
-    /// agent the requester (its chain, labels and resource bindings apply) and records the
-    /// service the action came through. The connection pool is shared.
+    /// This client, for a service principal (an enforcement point such as a proxy), calling on
+    /// behalf of the agent whose token authenticated to it: the broker makes that agent the
+    /// caller of every call (the requester of the actions it submits, with its chain, labels and
+    /// resource bindings; who waits for, uses and reports on its requests), and records the
+    /// service an action came through. The connection pool is shared.
     pub fn on_behalf_of(&self, agent_token: &str) -> Result<Client, ClientError> {
         let mut agent =
             HeaderValue::from_str(agent_token.trim()).map_err(|_| ClientError::InvalidToken {

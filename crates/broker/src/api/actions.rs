@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_api::{ActionBody, Allowed, ApprovalRequired, Denied, ErrorCode, EvaluateResponse};
 use countersign_approval::Request;
 use countersign_audit::EventKind;
-use countersign_model::{Action, Chain, Digest};
+use countersign_model::{Action, Chain, Digest, PrincipalKind};
 use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::json;
@@ -92,7 +92,6 @@ fn chain_starter(principal: &Principal, named: Option<String>) -> Result<Option<
 pub async fn evaluate(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
-    headers: HeaderMap,
     Query(query): Query<EvaluateQuery>,
     Body(mut body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
@@ -102,7 +101,17 @@ pub async fn evaluate(
              JSON (RFC 8785) represents exactly; send larger ones as strings"
         )));
     }
-    let submitter = trust::submitter(&state, Arc::clone(&caller.0), &headers)?;
+    if caller.0.kind == PrincipalKind::Service {
+        return Err(ApiError::forbidden(format!(
+            "{} is a service: a service submits only on behalf of an agent; pass the token the \
+             agent authenticated with in the Countersign-Agent-Token header",
+            caller.0.id
+        )));
+    }
+    let submitter = trust::Submitter {
+        requester: Arc::clone(&caller.0),
+        via: caller.1.clone(),
+    };
     let principal = &submitter.requester;
     let on_behalf_of = chain_humans(principal, body.on_behalf_of.take())?;
     let started_by = chain_starter(principal, body.started_by.take())?;
