@@ -2,6 +2,8 @@
 //! used grant, the policy, who the token names, and the small acknowledgements. Read tolerantly:
 //! none refuses a field it does not know.
 
+use std::collections::BTreeMap;
+
 use countersign_model::{Digest, PrincipalKind, PublicKey, RequestId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -55,6 +57,10 @@ pub struct Allowed {
     pub rules: Vec<String>,
     pub explanation: String,
     pub digest: Digest,
+    /// The labels the action was decided with (the principal's configured ones, and a service's):
+    /// the digest covers them, so an enforcement point checks it with these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +124,13 @@ pub struct Whoami {
     pub started_by: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// The labels every action of this principal carries, from the broker's configuration: what
+    /// a local gate adds to an action so that it decides as the broker does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The resource patterns this principal is bound to (empty: any resource).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// `GET /v1/requests`.

@@ -26,9 +26,17 @@ pub struct ActionBody {
     /// What it acts on: `host:build-7`, `db:prod/customers`, …
     #[schema(schema_with = schemas::resource)]
     pub resource: String,
+    /// Facts about the action that the sender vouches for. Only a service principal (an
+    /// enforcement point) may send them, for the keys its configuration lists; an agent's
+    /// labels come from the broker's configuration, and what its own tools say goes in `claims`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(schema_with = schemas::labels)]
     pub labels: BTreeMap<String, String>,
+    /// What the agent's own tools say about the action (`env=staging`): recorded and shown to
+    /// reviewers as the agent's words, matched only by rules that ask for claims.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = schemas::claims)]
+    pub claims: BTreeMap<String, String>,
     /// What exactly runs (argv, SQL text, tool arguments); a JSON object.
     #[serde(default = "empty_object", deserialize_with = "strict")]
     #[schema(schema_with = schemas::json_object)]
@@ -75,6 +83,7 @@ impl ActionBody {
             kind: kind.into(),
             resource: resource.into(),
             labels: BTreeMap::new(),
+            claims: BTreeMap::new(),
             details: empty_object(),
             justification: None,
             on_behalf_of: None,
@@ -88,7 +97,7 @@ impl ActionBody {
             kind: self.kind,
             resource: self.resource,
             labels: self.labels,
-            claims: BTreeMap::new(),
+            claims: self.claims,
             details: self.details,
             principal: requester,
             justification: self.justification,
@@ -98,6 +107,7 @@ impl ActionBody {
     /// The action as the core sees it, with a placeholder requester.
     fn as_action(&self) -> Action {
         self.clone().into_action(Chain {
+            via: None,
             id: PLACEHOLDER_REQUESTER.to_owned(),
             kind: PrincipalKind::Agent,
             on_behalf_of: self.on_behalf_of.clone().unwrap_or_default(),

@@ -38,6 +38,8 @@ error_codes! {
     Unauthenticated = "unauthenticated",
     /// The caller may not do this (an agent reviewing, a stranger in the chain, …).
     Forbidden = "forbidden",
+    /// An agent sent labels: Countersign sets them from its configuration; send them as claims.
+    LabelsFromAgent = "labels_from_agent",
     /// No such request (or one the caller may not see), or no such endpoint.
     NotFound = "not_found",
     /// The endpoint does not answer this method.

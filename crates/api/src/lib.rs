@@ -27,6 +27,10 @@ pub use bodies::{
     ReportedEventType, ReviewBody,
 };
 pub use convert::summary;
+
+/// The header through which a service principal names the agent it submits an action for:
+/// that agent's own token, which the broker hashes and looks up like any other.
+pub const AGENT_TOKEN_HEADER: &str = "Countersign-Agent-Token";
 pub use countersign_approval::Verdict;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ReadCode, UnknownErrorCode};
 pub use request::{

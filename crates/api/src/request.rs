@@ -171,6 +171,9 @@ pub struct ChainView {
     pub on_behalf_of: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<String>,
+    /// The service (an enforcement point such as a proxy) the request came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl From<&Action> for ActionView {
@@ -186,6 +189,7 @@ impl From<&Action> for ActionView {
                 kind: action.principal.kind,
                 on_behalf_of: action.principal.on_behalf_of.clone(),
                 started_by: action.principal.started_by.clone(),
+                via: action.principal.via.clone(),
             },
             justification: action.justification.clone(),
         }
@@ -205,6 +209,7 @@ impl From<ActionView> for Action {
                 kind: view.principal.kind,
                 on_behalf_of: view.principal.on_behalf_of,
                 started_by: view.principal.started_by,
+                via: view.principal.via,
             },
             justification: view.justification,
         }

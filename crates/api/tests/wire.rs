@@ -124,3 +124,25 @@ fn error_codes_read_known_and_unknown() {
         "quota_exceeded"
     );
 }
+
+#[test]
+fn an_action_body_carries_claims_apart_from_labels_and_claims_are_not_in_the_digest() {
+    let body: ActionBody = serde_json::from_value(json!({
+        "kind": "shell.exec", "resource": "host:build-7", "claims": {"env": "staging"}
+    }))
+    .unwrap();
+    assert_eq!(body.claims["env"], "staging");
+    assert!(body.labels.is_empty());
+    let mut without = body.clone();
+    without.claims.clear();
+    // A claim changes nothing that runs: the approval binds to the same digest.
+    assert_eq!(body.digest().unwrap(), without.digest().unwrap());
+    let mut bad = body.clone();
+    bad.claims.insert("bad name".into(), "x".into());
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("claim 'bad name' is not a valid claim name")
+    );
+}

@@ -77,6 +77,15 @@ pub enum Event {
     },
 }
 
+/// "an agent", "a service", "a human".
+fn article(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::Agent => "an agent",
+        PrincipalKind::Human => "a human",
+        PrincipalKind::Service => "a service",
+    }
+}
+
 /// Why an event was refused. Each says, in words a reviewer can act on, what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -84,8 +93,12 @@ pub enum Refusal {
     AlreadyDecided { state: &'static str },
     #[error("the request expired at {at}; nobody can review it any more")]
     Expired { at: Timestamp },
-    #[error("{reviewer} is an agent; only humans review requests")]
-    Agent { reviewer: String },
+    /// The reviewer is a program: an agent, or a service (an enforcement point).
+    #[error("{reviewer} is {}; only humans review requests", article(*.kind))]
+    Agent {
+        reviewer: String,
+        kind: PrincipalKind,
+    },
     #[error(
         "{reviewer} cannot review this request: {reviewer} is {role}, and nobody approves their own request"
     )]
@@ -227,6 +240,7 @@ impl Request {
         if reviewer.kind != PrincipalKind::Human {
             return Err(Refusal::Agent {
                 reviewer: reviewer.id.clone(),
+                kind: reviewer.kind,
             });
         }
         let chain = &self.action.principal;

@@ -28,6 +28,7 @@ fn approved_request() -> Request {
         labels: BTreeMap::new(),
         details: json!({"argv": ["kubectl", "delete", "pod", "payments-0"]}),
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec![],

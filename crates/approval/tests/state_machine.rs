@@ -44,6 +44,7 @@ fn open(requirements: Vec<Requirement>) -> Request {
         labels: BTreeMap::new(),
         details: json!({"argv": ["pg_dump", "customers"]}),
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

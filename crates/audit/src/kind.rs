@@ -56,6 +56,9 @@ event_kinds! {
     ActionAllowed = "action.allowed",
     /// The policy refused an action.
     ActionDenied = "action.denied",
+    /// The agent's claims about an action contradicted a label Countersign vouches for: the
+    /// label was kept, and this records what the agent said.
+    ActionClaimOverridden = "action.claim_overridden",
     /// How an approved action went.
     ActionOutcome = "action.outcome",
     /// An alert: an enforcement point reported a decision the policy it named does not make

@@ -9,7 +9,10 @@ use std::time::Duration;
 use countersign_model::PrincipalKind;
 use countersign_model::action::is_valid_principal_id;
 use countersign_model::digest::hex_decode;
+use countersign_policy::glob::Glob;
 use serde::Deserialize;
+
+use crate::trust;
 
 /// Where the broker listens when the configuration does not say.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
@@ -83,6 +86,24 @@ struct PrincipalEntry {
     /// Deprecated: `identities.oidc`.
     #[serde(default)]
     oidc_subject: Option<String>,
+    /// Labels every action of this principal carries (`{ env = "production" }`).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Resource patterns this principal's actions must match (`["host:build-*"]`).
+    #[serde(default)]
+    resources: Vec<String>,
+    /// What a service may vouch for: `{ resources = [...], labels = [...] }`.
+    #[serde(default)]
+    vouches_for: Option<VouchesForEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VouchesForEntry {
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    labels: Vec<String>,
 }
 
 /// A principal of the directory.
@@ -104,6 +125,21 @@ pub struct Principal {
     /// are this human's reviews; `oidc`: the `sub` claim of their ID token; `teams`: …). Each
     /// channel checks and reads its own; without one, a channel may match people by email.
     pub identities: BTreeMap<String, String>,
+    /// Labels every action of this principal carries: facts Countersign vouches for, from the
+    /// configuration, never from the agent.
+    pub labels: BTreeMap<String, String>,
+    /// The resource patterns this principal is bound to; empty: any resource.
+    pub resources: Vec<Glob>,
+    /// What a service principal may vouch for; `None` for agents and humans.
+    pub vouches_for: Option<VouchesFor>,
+}
+
+/// What a service principal (an enforcement point) may vouch for when it submits on behalf of
+/// an agent: the resources its actions may name, and the label keys it may set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VouchesFor {
+    pub resources: Vec<Glob>,
+    pub labels: BTreeSet<String>,
 }
 
 impl Principal {
@@ -239,8 +275,11 @@ impl Config {
             let kind = match entry.kind.as_str() {
                 "agent" => PrincipalKind::Agent,
                 "human" => PrincipalKind::Human,
+                "service" => PrincipalKind::Service,
                 other => {
-                    errors.push(format!("{at}: kind '{other}' is not agent or human"));
+                    errors.push(format!(
+                        "{at}: kind '{other}' is not agent, human or service"
+                    ));
                     PrincipalKind::Agent
                 }
             };
@@ -265,22 +304,46 @@ impl Config {
                     "{at}: started_by is only for agents; a human starts themselves"
                 ));
             }
-            if kind == PrincipalKind::Agent
+            let program = if kind == PrincipalKind::Service {
+                "services"
+            } else {
+                "agents"
+            };
+            if kind != PrincipalKind::Human
                 && (entry.slack_user.is_some() || entry.oidc_subject.is_some())
             {
                 errors.push(format!(
-                    "{at}: slack_user and oidc_subject are only for humans; agents never review"
+                    "{at}: slack_user and oidc_subject are only for humans; {program} never review"
                 ));
             }
-            if kind == PrincipalKind::Agent && !entry.identities.is_empty() {
+            if kind != PrincipalKind::Human && !entry.identities.is_empty() {
                 errors.push(format!(
-                    "{at}: identities are only for humans; agents never review"
+                    "{at}: identities are only for humans; {program} never review"
                 ));
             }
             let identities = identities(entry, &at, &mut errors, &mut deprecations);
-            if kind == PrincipalKind::Agent && entry.admin {
+            if kind != PrincipalKind::Human && entry.admin {
                 errors.push(format!(
-                    "{at}: admin = true is only for humans; agents can never change the policy"
+                    "{at}: admin = true is only for humans; {program} can never change the policy"
+                ));
+            }
+            let bindings = trust::bindings(
+                kind,
+                &entry.labels,
+                &entry.resources,
+                entry
+                    .vouches_for
+                    .as_ref()
+                    .map(|v| (v.resources.as_slice(), v.labels.as_slice())),
+                &at,
+                &mut errors,
+            );
+            if kind == PrincipalKind::Service
+                && (!entry.acts_for.is_empty() || entry.started_by.is_some())
+            {
+                errors.push(format!(
+                    "{at}: acts_for and started_by are only for agents; a service submits on \
+                     behalf of the agent that authenticated to it, and that agent's chain applies"
                 ));
             }
             for name in entry.groups.iter().chain(&entry.acts_for) {
@@ -299,6 +362,9 @@ impl Config {
                 started_by: entry.started_by.clone(),
                 admin: entry.admin,
                 identities,
+                labels: bindings.labels,
+                resources: bindings.resources,
+                vouches_for: bindings.vouches_for,
             });
         }
         for p in &principals {
@@ -325,11 +391,19 @@ impl Config {
                     "principal '{}': started_by names itself; name the principal that starts it, or remove started_by",
                     p.id
                 ));
-            } else if !principals.iter().any(|q| &q.id == starter) {
-                errors.push(format!(
-                    "principal '{}': started_by names '{starter}', who is not in principals; add it there first",
-                    p.id
-                ));
+            } else {
+                match principals.iter().find(|q| &q.id == starter) {
+                    None => errors.push(format!(
+                        "principal '{}': started_by names '{starter}', who is not in principals; add it there first",
+                        p.id
+                    )),
+                    Some(q) if q.kind == PrincipalKind::Service => errors.push(format!(
+                        "principal '{}': started_by names '{starter}', a service; a service is \
+                         never part of a chain (it submits on behalf of agents)",
+                        p.id
+                    )),
+                    Some(_) => {}
+                }
             }
         }
         let listener = listener_limits(file.listener.as_ref(), &mut errors);

@@ -16,6 +16,7 @@ mod metrics;
 mod reported;
 mod service;
 mod state;
+mod trust;
 pub mod views;
 mod waiters;
 

@@ -105,6 +105,7 @@ pub fn check(
         kind: reporter.kind,
         on_behalf_of: reporter.acts_for.clone(),
         started_by: reporter.started_by.clone(),
+        via: None,
     };
     let said = format!(
         "{who} reported {} {} `{}`",

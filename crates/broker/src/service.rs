@@ -71,7 +71,7 @@ impl Broker {
 
     /// Cancels a request, as `by`: the approval core decides whether they may.
     pub async fn cancel(&self, by: Arc<Principal>, id: RequestId) -> Result<Request, ApiError> {
-        api::cancel_request(self.state(), &Caller(by), id).await
+        api::cancel_request(self.state(), &Caller(by, None), id).await
     }
 
     /// One request as stored now, if it exists.

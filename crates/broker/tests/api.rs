@@ -28,7 +28,7 @@ async fn allowed_and_denied_actions_answer_with_rules_and_explanations() {
     );
 
     let (status, body) = b
-        .post("deploy-bot", "/v1/actions", json!({"kind": "sql.statement", "resource": "db:prod/customers", "labels": {"env": "production"}, "details": {"sql": "DROP DATABASE customers"}}))
+        .post("deploy-bot", "/v1/actions", json!({"kind": "sql.statement", "resource": "db:prod/customers", "details": {"sql": "DROP DATABASE customers"}}))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["decision"], "deny");
@@ -327,7 +327,7 @@ async fn bad_credentials_and_malformed_input_are_refused_with_the_reason() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"id": "deploy-bot", "kind": "agent", "groups": [], "acts_for": ["alice"], "admin": false})
+        json!({"id": "deploy-bot", "kind": "agent", "groups": [], "acts_for": ["alice"], "admin": false, "labels": {"env": "production"}})
     );
 
     let (status, body) = b

@@ -116,3 +116,62 @@ fn channel_tables_go_to_the_binary_and_other_unknown_keys_are_refused() {
         ]
     );
 }
+
+#[test]
+fn principals_carry_labels_resource_bindings_and_what_a_service_vouches_for() {
+    let principal = |id: &str, kind: &str, extra: &str, hash: &str| {
+        format!(
+            "[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\n{extra}\ntoken_sha256 = \"{}\"\n",
+            hash.repeat(32)
+        )
+    };
+    let text = format!(
+        "{BASE}{}{}",
+        principal(
+            "deploy-bot",
+            "agent",
+            "labels = { env = \"production\" }\nresources = [\"host:build-*\"]",
+            "ab"
+        ),
+        principal(
+            "pg-proxy",
+            "service",
+            "vouches_for = { resources = [\"db:prod/*\"], labels = [\"env\"] }",
+            "cd"
+        ),
+    );
+    let config = Config::parse(&text).unwrap();
+    let agent = &config.principals[0];
+    assert_eq!(agent.labels["env"], "production");
+    assert!(agent.resources[0].matches("host:build-7"));
+    assert!(agent.vouches_for.is_none());
+    let service = config.principals[1].vouches_for.as_ref().unwrap();
+    assert!(service.resources[0].matches("db:prod/customers"));
+    assert!(service.labels.contains("env"));
+
+    let refused = |extra: &str, kind: &str| {
+        Config::parse(&format!("{BASE}{}", principal("p", kind, extra, "ab")))
+            .unwrap_err()
+            .0
+    };
+    assert_eq!(
+        refused("", "service"),
+        [
+            "principals[0] ('p'): a service needs vouches_for = { resources = [...], labels = [...] }: what it enforces and which labels it may set"
+        ]
+    );
+    assert_eq!(
+        refused("vouches_for = { resources = [\"db:*\"] }", "agent"),
+        [
+            "principals[0] ('p'): vouches_for is only for kind = \"service\" (an enforcement point that submits on behalf of agents)"
+        ]
+    );
+    assert!(
+        refused("labels = { env = \"production\" }", "human")[0]
+            .contains("labels and resources are only for agents")
+    );
+    assert!(
+        refused("labels = { \"bad name\" = \"x\" }", "agent")[0]
+            .contains("labels: 'bad name' is not a label name")
+    );
+}

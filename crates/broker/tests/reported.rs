@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may fail loudly.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use countersign_client::Client;
-use countersign_enforce::{Check, Gate, GateConfig, Spool};
+use countersign_enforce::{Bindings, Check, Gate, GateConfig, Spool};
 use countersign_model::{Action, Chain, Digest, PrincipalKind};
 use countersign_policy::{Outcome, Policy};
 use countersign_test_support::broker::{TestBroker, start_with};
@@ -40,12 +41,13 @@ fn reloaded_policy() -> String {
     POLICY.replace(r#""git log*"]"#, r#""git log*", "git diff*"]"#)
 }
 
-/// deploy-bot's `argv`, with its chain as the broker's configuration says (it acts for alice).
+/// deploy-bot's `argv`, with its chain and labels as the broker's configuration says (it acts
+/// for alice, on production).
 fn action(argv: &[&str]) -> Action {
     Action {
         kind: "shell.exec".into(),
         resource: "host:build-1".into(),
-        labels: Default::default(),
+        labels: production(),
         claims: Default::default(),
         details: json!({ "argv": argv }),
         principal: Chain {
@@ -53,9 +55,15 @@ fn action(argv: &[&str]) -> Action {
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
             started_by: None,
+            via: None,
         },
         justification: None,
     }
+}
+
+/// The labels the configuration gives deploy-bot.
+fn production() -> BTreeMap<String, String> {
+    [("env".to_owned(), "production".to_owned())].into()
 }
 
 /// An event as the local gate spools it: what it decided, by which rules, under which policy.
@@ -310,7 +318,7 @@ async fn a_decision_whose_action_cannot_be_read_is_an_alert() {
 fn gate(policy: &str, dir: &std::path::Path) -> Gate {
     Gate::offline(
         GateConfig {
-            labels: Default::default(),
+            claims: Default::default(),
             policy_refresh: Duration::from_secs(3600),
             policy_max_age: Duration::from_secs(3600),
             enforced_by: "countersign mcp",
@@ -320,6 +328,7 @@ fn gate(policy: &str, dir: &std::path::Path) -> Gate {
         Client::new("http://127.0.0.1:9", "unused").unwrap(),
         Arc::new(Spool::open(dir).unwrap()),
     )
+    .bound(Bindings::new(production(), &[]).unwrap())
 }
 
 /// What the gate spooled, as the spool ships it.

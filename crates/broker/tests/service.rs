@@ -22,6 +22,7 @@ fn pg_dump_by(agent: &str) -> Action {
         labels: BTreeMap::from([("env".into(), "production".into())]),
         details: json!({"argv": ["pg_dump", "customers"]}),
         principal: Chain {
+            via: None,
             id: agent.into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

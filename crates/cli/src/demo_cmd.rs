@@ -78,8 +78,15 @@ fn create(dir: &Path) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // The agent works on production: the configuration says so, since what the agent
+        // itself says about an action is only a claim.
+        let labels = if kind == "agent" {
+            "labels = { env = \"production\" }\n"
+        } else {
+            ""
+        };
         config.push_str(&format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\ngroups = [{}]\nacts_for = [{}]\nadmin = {admin}\ntoken_sha256 = \"{}\"\n",
+            "\n[[principals]]\nid = \"{id}\"\nkind = \"{kind}\"\ngroups = [{}]\nacts_for = [{}]\nadmin = {admin}\n{labels}token_sha256 = \"{}\"\n",
             quoted(groups),
             quoted(acts_for),
             Digest::of(token.as_bytes()).hex()
@@ -108,7 +115,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<ExitCode> {
          # 1. an allowed action runs at once:\n\
          COUNTERSIGN_TOKEN=${agent} countersign run -- echo hello\n\n\
          # 2. a database dump waits for a DBA and an SRE (it needs pg_dump installed to run):\n\
-         COUNTERSIGN_TOKEN=${agent} countersign run --resource db:prod/customers --label env=production -- pg_dump --version\n\n\
+         COUNTERSIGN_TOKEN=${agent} countersign run --resource db:prod/customers -- pg_dump --version\n\n\
          # 3. approve it as the two reviewers (alice, whom the agent acts for, cannot):\n\
          COUNTERSIGN_TOKEN=${dana} countersign approve REQUEST_ID\n\
          COUNTERSIGN_TOKEN=${sam} countersign approve REQUEST_ID\n\n\

@@ -1,7 +1,6 @@
 //! `countersign mcp`: the MCP proxy (crates/mcp), wired to the broker, the audit spool directory
 //! and the upstream server given on the command line or in the environment.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
@@ -39,9 +38,16 @@ pub struct McpArgs {
     /// package or program, without "mcp"/"server") or from the upstream URL's host].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// A label every tool call of this server carries, such as env=production (repeatable).
-    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = crate::run_cmd::parse_label)]
-    pub labels: Vec<(String, String)>,
+    /// A claim every tool call of this server carries, such as env=production (repeatable):
+    /// shown to reviewers as the agent's words, matched only by rules that ask for claims. The
+    /// labels rules match come from the broker's configuration of the principal.
+    #[arg(
+        long = "claim",
+        visible_alias = "label",
+        value_name = "NAME=VALUE",
+        value_parser = crate::run_cmd::parse_label
+    )]
+    pub claims: Vec<(String, String)>,
     /// Serve streamable HTTP on this address (with --upstream) instead of stdio.
     #[arg(long, value_name = "ADDR", requires = "upstream")]
     pub listen: Option<SocketAddr>,
@@ -144,12 +150,7 @@ fn upstream(args: &McpArgs) -> anyhow::Result<(Upstream, String)> {
 /// Runs `countersign mcp`.
 pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     let (upstream, name) = upstream(&args)?;
-    let mut labels = BTreeMap::new();
-    for (label, value) in &args.labels {
-        if labels.insert(label.clone(), value.clone()).is_some() {
-            bail!("label '{label}' is given twice; give each label once");
-        }
-    }
+    let claims = crate::run_cmd::claims(&args.claims)?;
     if args.policy_max_age <= args.policy_refresh {
         bail!(
             "--policy-max-age ({:?}) must be longer than --policy-refresh ({:?}), or every call \
@@ -162,7 +163,7 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     let spool = Arc::new(Spool::open(&spool_dir(args.spool.clone())?)?);
     let config = GateConfig {
         server: name,
-        labels,
+        claims,
         policy_refresh: args.policy_refresh,
         policy_max_age: args.policy_max_age,
     };

@@ -60,9 +60,16 @@ pub struct RunArgs {
     /// What the command acts on [default: host:<this machine's hostname>].
     #[arg(long, value_name = "RESOURCE")]
     pub resource: Option<String>,
-    /// A label for policy rules to match, such as env=production (repeatable).
-    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
+    /// A claim about the command, such as env=staging (repeatable; --label is the old
+    /// spelling): reviewers see it as the agent's words, and only rules that ask for claims
+    /// match it. The labels rules match come from the broker's configuration of the principal.
+    #[arg(
+        long = "claim",
+        visible_alias = "label",
+        value_name = "NAME=VALUE",
+        value_parser = parse_label
+    )]
+    pub claims: Vec<(String, String)>,
     /// Why the command should run, shown to reviewers as the requester's own words.
     #[arg(long, value_name = "TEXT")]
     pub justification: Option<String>,
@@ -97,9 +104,20 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!(
-            "'{text}' is not a label (expected NAME=VALUE, such as env=production)"
+            "'{text}' is not a claim (expected NAME=VALUE, such as env=production)"
         )),
     }
+}
+
+/// The claims given on the command line, each name once.
+pub fn claims(given: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut claims = BTreeMap::new();
+    for (name, value) in given {
+        if claims.insert(name.clone(), value.clone()).is_some() {
+            bail!("claim '{name}' is given twice; give each claim once");
+        }
+    }
+    Ok(claims)
 }
 
 fn parse_wait(text: &str) -> Result<Duration, String> {
@@ -120,13 +138,7 @@ pub fn build_action(
         .clone()
         .unwrap_or_else(|| format!("host:{hostname}"));
     let mut action = ActionRequest::new(args.kind.clone(), resource);
-    let mut labels = BTreeMap::new();
-    for (name, value) in &args.labels {
-        if labels.insert(name.clone(), value.clone()).is_some() {
-            bail!("label '{name}' is given twice; give each label once");
-        }
-    }
-    action.labels = labels;
+    action.claims = claims(&args.claims)?;
     action.details = json!({ "argv": args.command, "cwd": cwd, "program": program });
     action.justification = args.justification.clone();
     action

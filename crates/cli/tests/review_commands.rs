@@ -36,9 +36,14 @@ fn text(bytes: &[u8]) -> String {
 
 /// The agent sends `action` to the broker, which must open a request; returns its id.
 async fn agent_sends(url: &str, action: Value) -> String {
+    agent_sends_as(url, "deploy-bot", action).await
+}
+
+/// As [`agent_sends`], with the token of agent `who`.
+async fn agent_sends_as(url: &str, who: &str, action: Value) -> String {
     let response = reqwest::Client::new()
         .post(format!("{url}/v1/actions"))
-        .bearer_auth(token("deploy-bot"))
+        .bearer_auth(token(who))
         .json(&action)
         .send()
         .await
@@ -95,12 +100,18 @@ async fn a_tool_call_with_an_argv_argument_is_listed_with_every_argument() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_characters_are_shown_as_escapes() {
-    let server = start_server_with_policy("review-hidden", POLICY);
-    let id = agent_sends(
+    // Labels come from the configuration: an agent configured with a hidden character in one.
+    let team_bot = countersign_test_support::principals::principals_toml(&[(
+        "team-bot",
+        "agent",
+        "labels = { team = \"d\\u2060ba\" }",
+    )]);
+    let server = support::start_server_with("review-hidden", POLICY, &team_bot, &[]);
+    let id = agent_sends_as(
         &server.url,
+        "team-bot",
         json!({
             "kind": "shell.exec", "resource": "db:prod/cust\u{200b}omers",
-            "labels": {"team": "d\u{2060}ba"},
             "details": {"argv": ["sh", "-c", "echo cust\u{feff}omers"]},
             "justification": "one\u{2028}two\u{202e}"
         }),

@@ -85,6 +85,9 @@ fn digest_of(seen: &Seen) -> Digest {
 fn view(state: &str, digest: Digest) -> Value {
     let mut view = request_view(state);
     view["digest"] = json!(digest);
+    // The labels the broker decided with, which the digest covers: this agent has none
+    // configured.
+    view["action"]["labels"] = json!({});
     view
 }
 

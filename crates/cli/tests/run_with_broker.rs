@@ -305,3 +305,75 @@ fn ld_preload_changes_the_digest_and_is_shown_to_the_reviewer() {
         let _ = agent.wait();
     }
 }
+
+const BY_ENVIRONMENT: &str = r#"
+version = 1
+default = "deny"
+
+[[rules]]
+id = "tool-prod"
+decision = "require_approval"
+reason = "The tool changes production"
+match.kind = "shell.exec"
+match.labels = { env = "production" }
+match.command = "tool *"
+approvers = { groups = ["sre"], count = 1 }
+
+[[rules]]
+id = "tool-staging"
+decision = "allow"
+reason = "Staging is the agent's to change"
+match.kind = "shell.exec"
+match.labels = { env = "staging" }
+match.command = "tool *"
+"#;
+
+#[test]
+fn a_staging_claim_from_an_agent_configured_for_production_is_still_gated() {
+    // prod-bot's configuration says it works on production; what it says is only a claim.
+    let prod_bot = countersign_test_support::principals::principals_toml(&[(
+        "prod-bot",
+        "agent",
+        "labels = { env = \"production\" }",
+    )]);
+    let server = support::start_server_with("claims", BY_ENVIRONMENT, &prod_bot, &[]);
+    let dir = workdir("claims");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(&bin.join("tool"), "echo applied > ran.txt");
+
+    let agent = server
+        .command("prod-bot")
+        .args(["run", "--label", "env=staging", "--", "tool", "apply"])
+        .current_dir(&dir)
+        .env("PATH", path_with(&[&bin]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = server.wait_for_pending();
+    assert!(!dir.join("ran.txt").exists(), "the claim let it run");
+    let shown: serde_json::Value =
+        serde_json::from_slice(&server.run("sam", &["show", &id, "--json"]).stdout).unwrap();
+    let shown = &shown["request"];
+    assert_eq!(shown["rules"], serde_json::json!(["tool-prod"]));
+    assert_eq!(
+        shown["action"]["labels"],
+        serde_json::json!({"env": "production"})
+    );
+    assert_eq!(
+        shown["action"]["claims"],
+        serde_json::json!({"env": "staging"})
+    );
+    let export = text(&server.run("sam", &["audit", "export"]).stdout);
+    assert!(export.contains("action.claim_overridden"), "{export}");
+
+    // Approved, it runs: the broker's labels are in the digest the agent checks.
+    let sam = server.run("sam", &["approve", &id]);
+    assert_eq!(sam.status.code(), Some(0), "{}", text(&sam.stderr));
+    let out = agent.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran.txt")).unwrap(),
+        "applied\n"
+    );
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use countersign_api::AGENT_TOKEN_HEADER as AGENT_TOKEN;
 use countersign_model::{Digest, PublicKey, RequestId};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -46,6 +47,9 @@ pub struct Client {
     /// The server address, its path ending with `/`.
     base: Url,
     authorization: HeaderValue,
+    /// For a service principal submitting on behalf of an agent: that agent's token, sent as
+    /// `Countersign-Agent-Token` (see [`Client::on_behalf_of`]).
+    agent: Option<HeaderValue>,
 }
 
 impl fmt::Debug for Client {
@@ -92,6 +96,24 @@ impl Client {
             http,
             base,
             authorization,
+            agent: None,
+        })
+    }
+
+    /// This client, for a service principal (an enforcement point such as a proxy), calling on
+    /// behalf of the agent whose token authenticated to it: the broker makes that agent the
+    /// caller of every call (the requester of the actions it submits, with its chain, labels and
+    /// resource bindings; who waits for, uses and reports on its requests), and records the
+    /// service an action came through. The connection pool is shared.
+    pub fn on_behalf_of(&self, agent_token: &str) -> Result<Client, ClientError> {
+        let mut agent =
+            HeaderValue::from_str(agent_token.trim()).map_err(|_| ClientError::InvalidToken {
+                reason: "the agent's token holds characters that cannot be sent in an HTTP header",
+            })?;
+        agent.set_sensitive(true);
+        Ok(Client {
+            agent: Some(agent),
+            ..self.clone()
         })
     }
 
@@ -388,6 +410,9 @@ impl Client {
             .header(ACCEPT, "application/json");
         if authenticated {
             request = request.header(AUTHORIZATION, self.authorization.clone());
+            if let Some(agent) = &self.agent {
+                request = request.header(AGENT_TOKEN, agent.clone());
+            }
         }
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);

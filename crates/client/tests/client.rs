@@ -465,6 +465,7 @@ fn the_local_digest_is_the_cores_digest_of_what_runs() {
         labels: request.labels.clone(),
         details: request.details.clone(),
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
@@ -498,4 +499,30 @@ fn what_the_client_sends_is_strict_and_what_it_reads_is_lenient() {
     let view: countersign_client::RequestView =
         serde_json::from_value(request_view("denied")).unwrap();
     assert_eq!(view.state, RequestState::Denied);
+}
+
+#[tokio::test]
+async fn a_service_submits_on_behalf_of_an_agent_with_its_token_in_a_header() {
+    let digest = pg_dump().digest().unwrap();
+    let broker = FakeBroker::start(move |_| {
+        Reply::json(
+            200,
+            json!({"decision": "allow", "rules": ["r1"], "explanation": "fine", "digest": digest}),
+        )
+    })
+    .await;
+    let service = Client::new(&broker.url, "service-token").unwrap();
+    let mut action = pg_dump();
+    action.claims.insert("ticket".into(), "OPS-7".into());
+    service
+        .on_behalf_of("agent-token")
+        .unwrap()
+        .evaluate(&action, None)
+        .await
+        .unwrap();
+    let call = broker.only_call();
+    assert_eq!(call.header("authorization"), Some("Bearer service-token"));
+    assert_eq!(call.header("countersign-agent-token"), Some("agent-token"));
+    assert_eq!(call.json()["claims"], json!({"ticket": "OPS-7"}));
+    assert!(service.on_behalf_of("bad\ntoken").is_err());
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use countersign_client::{ActionRequest, Client, ClientError, ReportedEventType};
 use countersign_model::{Action, ActionError, Chain, Digest, Timestamp};
+use countersign_policy::glob::Glob;
 use countersign_policy::{Decision, Outcome, Policy};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -22,9 +23,9 @@ use crate::spool::{Spool, SpoolError};
 /// What an enforcement point knows about where it stands, given by the binary.
 #[derive(Debug, Clone)]
 pub struct GateConfig {
-    /// Labels every action of this enforcement point carries (`env=production`): facts its
-    /// configuration vouches for, not the agent's claims.
-    pub labels: BTreeMap<String, String>,
+    /// Claims every action of this enforcement point carries (`env=production`): it runs as the
+    /// agent, which can configure it, so what it says is the agent's word, never a label.
+    pub claims: BTreeMap<String, String>,
     /// How often to ask the broker whether the policy changed.
     pub policy_refresh: Duration,
     /// How long the policy in hand may go unconfirmed by the broker before actions are refused:
@@ -33,6 +34,39 @@ pub struct GateConfig {
     pub policy_max_age: Duration,
     /// Who enforced a decision, as its audit event names it (`countersign mcp`).
     pub enforced_by: &'static str,
+}
+
+/// What the broker's configuration says of the gate's principal (`GET /v1/whoami`): the labels
+/// every one of its actions carries, and the resources it is bound to. The gate decides with
+/// them, so that its local decision is the broker's.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    pub labels: BTreeMap<String, String>,
+    resources: Vec<Glob>,
+}
+
+impl Bindings {
+    /// The labels and resource patterns as the broker names them.
+    pub fn new(labels: BTreeMap<String, String>, resources: &[String]) -> Result<Bindings, String> {
+        let resources = resources
+            .iter()
+            .map(|p| Glob::new(p).map_err(|e| format!("resource binding '{p}': {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Bindings { labels, resources })
+    }
+
+    /// The patterns, quoted, when `resource` is outside them.
+    fn outside(&self, resource: &str) -> Option<String> {
+        if self.resources.is_empty() || self.resources.iter().any(|g| g.matches(resource)) {
+            return None;
+        }
+        let quoted: Vec<String> = self
+            .resources
+            .iter()
+            .map(|g| format!("'{}'", g.as_str()))
+            .collect();
+        Some(quoted.join(", "))
+    }
 }
 
 /// Why a gate cannot start: without the principal and the policy nothing can be checked.
@@ -75,12 +109,16 @@ pub enum Refusal {
     Stale { age: Duration, max_age: Duration },
     /// Its decision cannot be made durable in the audit spool.
     Unrecorded(SpoolError),
+    /// The resource is outside those the broker's configuration binds the principal to
+    /// (`bindings`, quoted): the broker would refuse it too.
+    Unbound { bindings: String },
 }
 
 #[derive(Debug)]
 pub struct Gate {
     config: GateConfig,
     principal: Chain,
+    bindings: Bindings,
     client: Client,
     spool: Arc<Spool>,
     local: RwLock<Arc<Local>>,
@@ -98,8 +136,8 @@ impl Gate {
         client: Client,
         spool: Arc<Spool>,
     ) -> Result<Gate, ConnectError> {
-        let (principal, policy) = fetch(&client).await?;
-        Ok(Gate::offline(config, principal, policy, client, spool))
+        let (principal, bindings, policy) = fetch(&client).await?;
+        Ok(Gate::offline(config, principal, policy, client, spool).bound(bindings))
     }
 
     /// A gate with a policy in hand, for tools and tests: nothing is asked of the broker until an
@@ -115,6 +153,7 @@ impl Gate {
         Gate {
             config,
             principal,
+            bindings: Bindings::default(),
             client,
             spool,
             local: RwLock::new(Arc::new(Local { policy, hash })),
@@ -122,6 +161,13 @@ impl Gate {
             started: Instant::now(),
             confirmed: AtomicU64::new(0),
         }
+    }
+
+    /// The gate with the labels and resource bindings the broker's configuration gives its
+    /// principal.
+    pub fn bound(mut self, bindings: Bindings) -> Gate {
+        self.bindings = bindings;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -140,13 +186,14 @@ impl Gate {
         &self.config
     }
 
-    /// The action of this enforcement point's principal, with its configured labels.
+    /// The action of this enforcement point's principal: the labels the broker's configuration
+    /// gives it, and this enforcement point's claims.
     pub fn action(&self, kind: &str, resource: String, details: serde_json::Value) -> Action {
         Action {
             kind: kind.to_owned(),
             resource,
-            labels: self.config.labels.clone(),
-            claims: Default::default(),
+            labels: self.bindings.labels.clone(),
+            claims: self.config.claims.clone(),
             details,
             principal: self.principal.clone(),
             justification: None,
@@ -170,12 +217,16 @@ impl Gate {
                 max_age: self.config.policy_max_age,
             });
         }
+        if let Some(bindings) = self.bindings.outside(&action.resource) {
+            return Check::Refuse(Refusal::Unbound { bindings });
+        }
         let local = self.local();
         let decision = local.policy.decide(&action);
         let recorded = match decision.outcome {
             Outcome::RequireApproval => {
+                // The broker adds the principal's labels itself: an agent never sends labels.
                 let mut request = ActionRequest::new(action.kind, action.resource);
-                request.labels = action.labels;
+                request.claims = action.claims;
                 request.details = action.details;
                 request.justification = action.justification;
                 return Check::Approval(Box::new(request));
@@ -262,17 +313,19 @@ impl Gate {
 }
 
 /// Who the token names, and the broker's policy compiled.
-async fn fetch(client: &Client) -> Result<(Chain, Policy), ConnectError> {
+async fn fetch(client: &Client) -> Result<(Chain, Bindings, Policy), ConnectError> {
     let me = client.whoami().await.map_err(ConnectError::Whoami)?;
     let view = client.policy().await.map_err(ConnectError::Policy)?;
     let policy = Policy::parse(&view.text).map_err(|e| ConnectError::Compile(e.to_string()))?;
+    let bindings = Bindings::new(me.labels, &me.resources).map_err(ConnectError::Compile)?;
     let principal = Chain {
+        via: None,
         id: me.id,
         kind: me.kind,
         on_behalf_of: me.acts_for,
         started_by: me.started_by,
     };
-    Ok((principal, policy))
+    Ok((principal, bindings, policy))
 }
 
 /// An `action.allowed` or `action.denied` event as the spool keeps it (a `ReportedEvent`).

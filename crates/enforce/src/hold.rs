@@ -171,13 +171,23 @@ pub struct Hold<'a> {
 impl Hold<'_> {
     /// Runs the protocol to its end.
     pub async fn run<F: Front>(&self, front: &mut F) -> Ending<F::Stop> {
-        let digest = match self.action.digest() {
-            Ok(digest) => digest,
-            Err(e) => return Ending::Invalid(e),
-        };
+        if let Err(e) = self.action.digest() {
+            return Ending::Invalid(e);
+        }
         let answer = match self.evaluate(front).await {
             Ok(answer) => answer,
             Err(ending) => return ending,
+        };
+        // The broker adds the labels it vouches for (the principal's configured ones): the
+        // digest covers them, and what runs (kind, resource, details) must still be ours.
+        let labels = match &answer {
+            EvaluateResponse::Allow(allowed) => &allowed.labels,
+            EvaluateResponse::RequireApproval(gated) => &gated.request.action.labels,
+            EvaluateResponse::Deny(_) => &self.action.labels,
+        };
+        let digest = match self.digest_with(labels) {
+            Ok(digest) => digest,
+            Err(e) => return Ending::Invalid(e),
         };
         let gated = match answer {
             // A denial lets nothing run, whichever action it is about.
@@ -214,6 +224,16 @@ impl Hold<'_> {
             Err(ending) => return ending,
         };
         self.use_approval(decided, digest, front).await
+    }
+
+    /// The digest of our action with `labels`, those the broker decided it with.
+    fn digest_with(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Digest, countersign_model::ActionError> {
+        let mut action = self.action.clone();
+        action.labels = labels.clone();
+        action.digest()
     }
 
     async fn evaluate<F: Front>(&self, front: &mut F) -> Result<EvaluateResponse, Ending<F::Stop>> {

@@ -46,6 +46,6 @@ pub mod outcome;
 pub mod spool;
 
 pub use background::Background;
-pub use gate::{Check, ConnectError, Gate, GateConfig, Refusal};
+pub use gate::{Bindings, Check, ConnectError, Gate, GateConfig, Refusal};
 pub use hold::{EXPIRY_GRACE, Ending, Front, Hold, MAX_BACKOFF, Pace, Step, Withdrawal, mismatch};
 pub use spool::{Shipper, Sink, SinkError, Spool, SpoolError};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_client::Client;
-use countersign_enforce::{Check, Gate, GateConfig, Refusal, Spool};
+use countersign_enforce::{Bindings, Check, Gate, GateConfig, Refusal, Spool};
 use countersign_model::{Chain, PrincipalKind};
 use countersign_policy::Policy;
 use serde_json::json;
@@ -41,12 +41,13 @@ fn temp_dir(name: &str) -> PathBuf {
 fn gate(dir: &Path, policy_max_age: Duration) -> Gate {
     Gate::offline(
         GateConfig {
-            labels: [("env".to_owned(), "production".to_owned())].into(),
+            claims: Default::default(),
             policy_refresh: Duration::from_secs(5),
             policy_max_age,
             enforced_by: "countersign http-proxy",
         },
         Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
@@ -56,6 +57,8 @@ fn gate(dir: &Path, policy_max_age: Duration) -> Gate {
         Client::new("http://127.0.0.1:9", "unused").unwrap(),
         Arc::new(Spool::open(dir).unwrap()),
     )
+    // The broker's configuration gives deploy-bot env=production.
+    .bound(Bindings::new([("env".to_owned(), "production".to_owned())].into(), &[]).unwrap())
 }
 
 /// The events spooled so far, one JSON value each.
@@ -110,7 +113,8 @@ fn a_gated_action_goes_to_the_hold_unspooled() {
         panic!("writes need approval")
     };
     assert_eq!(request.resource, "http:api/write/users");
-    assert_eq!(request.labels["env"], "production");
+    // The broker adds deploy-bot's configured labels itself: an agent never sends labels.
+    assert!(request.labels.is_empty());
     assert!(spooled(&dir).is_empty());
 }
 

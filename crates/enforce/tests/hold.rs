@@ -84,6 +84,9 @@ fn action() -> ActionRequest {
 fn view(state: &str, digest: Digest) -> Value {
     let mut view = request_view(state);
     view["digest"] = json!(digest);
+    // The labels the broker decided with, which the digest covers: this agent has none
+    // configured.
+    view["action"]["labels"] = json!({});
     // Far from expiry, so only the script ends the wait.
     view["expires_at"] = json!("2999-01-01T00:00:00.000Z");
     if state == "approved" {

@@ -27,8 +27,9 @@ const ENFORCED_BY: &str = "countersign mcp";
 pub struct GateConfig {
     /// The server's name in resources `mcp:NAME/TOOL`.
     pub server: String,
-    /// Labels every action of this server carries (`env=production`).
-    pub labels: BTreeMap<String, String>,
+    /// Claims every tool call of this server carries (`env=production`): the agent runs the
+    /// proxy and can configure it, so these are its words, never labels.
+    pub claims: BTreeMap<String, String>,
     /// How often to ask the broker whether the policy changed.
     pub policy_refresh: Duration,
     /// How long the policy in hand may go unconfirmed by the broker before tool calls are
@@ -183,6 +184,13 @@ impl Gate {
                 tracing::warn!("{text}");
                 Check::Refuse(text)
             }
+            local::Check::Refuse(Refusal::Unbound { bindings }) => Check::Refuse(format!(
+                "Countersign did not run this call to `{}`: the broker's configuration binds {} \
+                 to the resources {bindings}, and {} is none of them",
+                call.name,
+                self.principal().id,
+                self.resource(&call.name)
+            )),
             local::Check::Refuse(Refusal::Unrecorded(e)) => {
                 let text = format!(
                     "Countersign cannot record this call to `{}` in its audit spool, so it was not \
@@ -203,7 +211,7 @@ impl Gate {
 
 fn split(config: GateConfig) -> (String, local::GateConfig) {
     let shared = local::GateConfig {
-        labels: config.labels,
+        claims: config.claims,
         policy_refresh: config.policy_refresh,
         policy_max_age: config.policy_max_age,
         enforced_by: ENFORCED_BY,

@@ -17,6 +17,11 @@ pub enum PrincipalKind {
     Agent,
     /// A person.
     Human,
+    /// An enforcement point that talks to the broker as itself (a proxy holding a credential the
+    /// agent never sees) and submits on behalf of the agent that authenticated to it. It may
+    /// vouch for the labels and resources its configuration lists; it never reviews and is never
+    /// a member of a chain.
+    Service,
 }
 
 impl fmt::Display for PrincipalKind {
@@ -24,6 +29,7 @@ impl fmt::Display for PrincipalKind {
         f.write_str(match self {
             PrincipalKind::Agent => "agent",
             PrincipalKind::Human => "human",
+            PrincipalKind::Service => "service",
         })
     }
 }
@@ -42,6 +48,11 @@ pub struct Chain {
     /// What started the requester (a pipeline run, a scheduler), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<String>,
+    /// The service principal (an enforcement point) the request came through, on behalf of the
+    /// requester. Not a member of the chain: a service never reviews anyway, and counting it
+    /// would change nothing but who may not review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl Chain {
@@ -66,6 +77,10 @@ impl Chain {
         if let Some(started_by) = &self.started_by {
             s.push_str(", started by ");
             s.push_str(started_by);
+        }
+        if let Some(via) = &self.via {
+            s.push_str(", via ");
+            s.push_str(via);
         }
         s
     }
@@ -160,12 +175,18 @@ pub fn is_valid_principal_id(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "._@+:-".contains(c))
 }
 
-fn is_valid_label_name(name: &str) -> bool {
+/// Label and claim names: 1 to 128 letters, digits, `_`, `-`, `.` or `/`.
+pub fn is_valid_label_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+}
+
+/// Label and claim values: at most 1024 characters, none a control character.
+pub fn is_valid_label_value(value: &str) -> bool {
+    value.chars().count() <= MAX_TEXT && !has_control(value)
 }
 
 impl Action {

@@ -16,6 +16,7 @@ fn action(details: Value) -> Action {
         labels: [("env".to_owned(), "production".to_owned())].into(),
         details,
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
@@ -98,6 +99,21 @@ fn chain_members_cover_requester_principals_and_starter() {
         a.principal.describe(),
         "deploy-bot (agent), acting for alice, started by ci-42"
     );
+}
+
+#[test]
+fn a_service_the_request_came_through_is_named_but_is_no_member_of_the_chain() {
+    let mut a = action(json!({}));
+    a.principal.via = Some("pg-proxy".into());
+    assert!(!a.principal.contains("pg-proxy"));
+    assert_eq!(
+        a.principal.describe(),
+        "deploy-bot (agent), acting for alice, started by ci-42, via pg-proxy"
+    );
+    // Who asks, and through what, is not part of what runs.
+    let mut direct = a.clone();
+    direct.principal.via = None;
+    assert_eq!(a.digest().unwrap(), direct.digest().unwrap());
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn action(kind: &str, details: Value) -> Action {
         labels: Default::default(),
         details,
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec![],

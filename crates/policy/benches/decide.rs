@@ -538,6 +538,7 @@ fn action(
             .collect::<BTreeMap<_, _>>(),
         details,
         principal: Chain {
+            via: None,
             id: who.id.to_owned(),
             kind: who.kind,
             on_behalf_of: who.on_behalf_of.iter().map(|s| (*s).to_owned()).collect(),

@@ -169,6 +169,7 @@ pub(crate) struct Matchers {
     pub kinds: Vec<Glob>,
     pub resources: Vec<Glob>,
     pub labels: Vec<(String, Vec<Glob>)>,
+    pub claims: Vec<(String, Vec<Glob>)>,
     pub commands: Vec<CommandPattern>,
     pub sql: Vec<Glob>,
 }
@@ -557,25 +558,8 @@ impl<'t> Compiler<'t> {
             .as_ref()
             .map(|p| self.globs(p, false, line, subject, "match.resource"))
             .unwrap_or_default();
-        let mut labels = Vec::new();
-        for (name, patterns) in &m.labels {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
-            {
-                self.error(
-                    line,
-                    subject.clone(),
-                    format!("match.labels: '{name}' is not a valid label name"),
-                );
-            }
-            let field = format!("match.labels.{name}");
-            labels.push((
-                name.clone(),
-                self.globs(patterns, false, line, subject, &field),
-            ));
-        }
+        let labels = self.pairs("labels", &m.labels, line, subject);
+        let claims = self.pairs("claims", &m.claims, line, subject);
         let commands = m
             .command
             .as_ref()
@@ -593,9 +577,37 @@ impl<'t> Compiler<'t> {
             kinds,
             resources,
             labels,
+            claims,
             commands,
             sql,
         })
+    }
+
+    /// `match.labels` or `match.claims` (`what`): each name checked, each pattern compiled.
+    fn pairs(
+        &mut self,
+        what: &str,
+        pairs: &std::collections::BTreeMap<String, Patterns>,
+        line: usize,
+        subject: &Option<String>,
+    ) -> Vec<(String, Vec<Glob>)> {
+        let singular = what.trim_end_matches('s');
+        let mut compiled = Vec::new();
+        for (name, patterns) in pairs {
+            if !countersign_model::action::is_valid_label_name(name) {
+                self.error(
+                    line,
+                    subject.clone(),
+                    format!("match.{what}: '{name}' is not a valid {singular} name"),
+                );
+            }
+            let field = format!("match.{what}.{name}");
+            compiled.push((
+                name.to_owned(),
+                self.globs(patterns, false, line, subject, &field),
+            ));
+        }
+        compiled
     }
 
     fn globs(

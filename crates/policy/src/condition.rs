@@ -111,15 +111,19 @@ fn type_name(value: &CelValue) -> &'static str {
 /// Builds the evaluation context for one action: `action` and `principal` as CEL maps.
 pub fn context_for(env: &Arc<Env>, action: &Action) -> Context<'static, 'static> {
     let mut context = Context::with_env(Arc::clone(env));
-    let labels: HashMap<String, CelValue> = action
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), CelValue::from(v.clone())))
-        .collect();
+    let strings = |pairs: &std::collections::BTreeMap<String, String>| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), CelValue::from(v.clone())))
+            .collect::<HashMap<String, CelValue>>()
+    };
+    let labels = strings(&action.labels);
+    let claims = strings(&action.claims);
     let mut action_map: HashMap<&str, CelValue> = HashMap::from([
         ("kind", CelValue::from(action.kind.clone())),
         ("resource", CelValue::from(action.resource.clone())),
         ("labels", CelValue::from(labels)),
+        ("claims", CelValue::from(claims)),
         ("details", to_cel(&action.details)),
     ]);
     action_map.insert(

@@ -9,7 +9,14 @@ use cel::{Env, ParseError, Program};
 const VARIABLES: [(&str, &[&str]); 2] = [
     (
         "action",
-        &["kind", "resource", "labels", "details", "justification"],
+        &[
+            "kind",
+            "resource",
+            "labels",
+            "claims",
+            "details",
+            "justification",
+        ],
     ),
     ("principal", &["id", "kind", "on_behalf_of", "started_by"]),
 ];
@@ -170,7 +177,7 @@ pub(crate) fn shape(e: &IdedExpr) -> Shape {
                     ("action", "kind" | "resource") | ("principal", "id" | "kind") => {
                         Shape::Other("a string")
                     }
-                    ("action", "labels") => Shape::Other("a map"),
+                    ("action", "labels" | "claims") => Shape::Other("a map"),
                     ("principal", "on_behalf_of") => Shape::Other("a list"),
                     _ => Shape::Unknown,
                 }
@@ -226,9 +233,9 @@ pub(crate) fn shape(e: &IdedExpr) -> Shape {
     }
 }
 
-/// `action.labels`: every label's value is a string.
+/// `action.labels` or `action.claims`: every value is a string.
 fn is_labels(e: &IdedExpr) -> bool {
-    matches!(&e.expr, Expr::Select(s) if !s.test && s.field == "labels"
+    matches!(&e.expr, Expr::Select(s) if !s.test && (s.field == "labels" || s.field == "claims")
         && matches!(&s.operand.expr, Expr::Ident(root) if root == "action"))
 }
 

@@ -37,12 +37,8 @@ impl Matchers {
         self.kinds.iter().any(|g| g.matches(&action.kind))
             && (self.resources.is_empty()
                 || self.resources.iter().any(|g| g.matches(&action.resource)))
-            && self.labels.iter().all(|(name, globs)| {
-                action
-                    .labels
-                    .get(name)
-                    .is_some_and(|value| globs.iter().any(|g| g.matches(value)))
-            })
+            && fits_pairs(&self.labels, &action.labels)
+            && fits_pairs(&self.claims, &action.claims)
             && (self.commands.is_empty()
                 || facts
                     .commands
@@ -155,4 +151,17 @@ impl Policy {
             explanation,
         }
     }
+}
+
+/// Every `match.labels` (or `match.claims`) entry names a key present with a matching value. The
+/// two never look at each other's map: a claim cannot satisfy a label's matcher.
+fn fits_pairs(
+    matchers: &[(String, Vec<crate::glob::Glob>)],
+    pairs: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    matchers.iter().all(|(name, globs)| {
+        pairs
+            .get(name)
+            .is_some_and(|value| globs.iter().any(|g| g.matches(value)))
+    })
 }

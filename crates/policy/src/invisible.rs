@@ -74,6 +74,9 @@ fn in_match(m: &MatchSource) -> Vec<String> {
     for (name, patterns) in &m.labels {
         fields.push((format!("match.labels.{name}"), patterns.as_slice()));
     }
+    for (name, patterns) in &m.claims {
+        fields.push((format!("match.claims.{name}"), patterns.as_slice()));
+    }
     for (field, patterns) in fields {
         for pattern in patterns {
             problems.extend(check(pattern, &format!("{field} pattern"), false, fix));

@@ -70,9 +70,14 @@ pub struct MatchSource {
     pub kind: Option<Patterns>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Patterns>,
-    /// Label name → value pattern(s); the label must be present and match.
+    /// Label name → value pattern(s); the label must be present and match. Labels are facts
+    /// Countersign vouches for (the principal's configuration, a service); never claims.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, Patterns>,
+    /// Claim name → value pattern(s), as `labels`, over what the agent's own tools said: a rule
+    /// that asks for claims trusts the agent's word.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Patterns>,
     /// Command-line patterns for actions that carry `details.argv` (`pg_dump *`). The program is
     /// matched by its file name, so `/usr/bin/pg_dump` matches `pg_dump *`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,6 +32,7 @@ fn action(
             .collect(),
         details,
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["sre-1".into()],

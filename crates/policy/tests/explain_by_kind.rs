@@ -28,6 +28,7 @@ fn tool_call(arguments: Value) -> Action {
         claims: Default::default(),
         details: arguments,
         principal: Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec![],

@@ -29,6 +29,7 @@ fn the_explanation_names_the_program_that_runs() {
         claims: Default::default(),
         details: json!({"argv": ["pg_dump", "customers"], "program": "/home/agent/bin/pg_dump"}),
         principal: Chain {
+            via: None,
             id: "bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec![],

@@ -156,6 +156,7 @@ fn action_strategy() -> impl Strategy<Value = Action> {
                         vec![]
                     },
                     started_by: None,
+                    via: None,
                 },
                 justification: None,
             },

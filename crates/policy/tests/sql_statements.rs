@@ -34,6 +34,7 @@ fn decide(sql: &str) -> (Outcome, Vec<String>) {
         claims: Default::default(),
         details: json!({ "sql": sql }),
         principal: Chain {
+            via: None,
             id: "bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec![],

@@ -121,6 +121,7 @@ fn who_asks(request: &Request) -> Value {
     let kind = match chain.kind {
         PrincipalKind::Agent => "agent",
         PrincipalKind::Human => "human",
+        PrincipalKind::Service => "service",
     };
     let name = |id: &str| literal(&truncate(&clean(id), 150), true);
     let mut elements = vec![name(&chain.id), literal(&format!(" ({kind})"), false)];

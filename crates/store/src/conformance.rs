@@ -83,6 +83,7 @@ pub fn request(seed: u8, requester: &str, opened: i64) -> Request {
         claims: Default::default(),
         details: json!({"argv": ["pg_dump", "customers"], "seed": seed}),
         principal: Chain {
+            via: None,
             id: requester.into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

@@ -23,9 +23,15 @@ pub const EXAMPLE_POLICY: &str = include_str!("../../../examples/policy.toml");
 
 /// Principal id → token. The agent acts for alice; dana is a DBA, sam an SRE and an admin.
 /// In Slack, alice and dana are known by their user ids, sam by his email. nightly-bot is an agent
-/// the configuration says sam starts.
-pub const PRINCIPALS: [Principal<'static>; 6] = [
-    ("deploy-bot", "agent", "groups = []\nacts_for = [\"alice\"]"),
+/// the configuration says sam starts. Both agents work on production: the configuration says so
+/// (`labels`), since an agent's own word is only a claim. enforcer is a service (an enforcement
+/// point) that vouches for other labels of their actions ([`TestBroker::post_via`]).
+pub const PRINCIPALS: [Principal<'static>; 7] = [
+    (
+        "deploy-bot",
+        "agent",
+        "groups = []\nacts_for = [\"alice\"]\nlabels = { env = \"production\" }",
+    ),
     (
         "alice",
         "human",
@@ -45,7 +51,12 @@ pub const PRINCIPALS: [Principal<'static>; 6] = [
     (
         "nightly-bot",
         "agent",
-        "groups = []\nacts_for = [\"alice\"]\nstarted_by = \"sam\"",
+        "groups = []\nacts_for = [\"alice\"]\nstarted_by = \"sam\"\nlabels = { env = \"production\" }",
+    ),
+    (
+        "enforcer",
+        "service",
+        "vouches_for = { resources = [\"*\"], labels = [\"team\", \"data_class\"] }",
     ),
 ];
 
@@ -221,6 +232,32 @@ impl TestBroker {
     pub async fn post(&self, who: &str, uri: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(who), Method::POST, uri, Some(body)).await
     }
+
+    /// Posts as the service `service` on behalf of the principal `agent`, whose token goes in
+    /// `Countersign-Agent-Token`.
+    pub async fn post_via(
+        &self,
+        service: &str,
+        agent: &str,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", token(service)))
+            .header("countersign-agent-token", token(agent))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
 }
 
 /// The human-readable message of an error answer (`{"error": {"code", "message"}}`).
@@ -230,12 +267,12 @@ pub fn error_message(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error answer: {body}"))
 }
 
-/// The example policy's database dump: needs a DBA and an SRE.
+/// The example policy's database dump: needs a DBA and an SRE (the agents' configuration says
+/// env=production).
 pub fn pg_dump() -> Value {
     serde_json::json!({
         "kind": "shell.exec",
         "resource": "db:prod/customers",
-        "labels": {"env": "production"},
         "details": {"argv": ["pg_dump", "customers"]},
         "justification": "nightly backup"
     })

@@ -28,11 +28,12 @@ pub fn echo_gate(dir: &Path, policy_max_age: Duration) -> Gate {
     Gate::offline(
         GateConfig {
             server: "everything".into(),
-            labels: Default::default(),
+            claims: Default::default(),
             policy_refresh: Duration::from_secs(5),
             policy_max_age,
         },
         Chain {
+            via: None,
             id: "deploy-bot".into(),
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],

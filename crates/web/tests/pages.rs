@@ -576,6 +576,7 @@ async fn the_inbox_shows_a_reported_decision_the_policy_does_not_make_as_an_aler
             kind: PrincipalKind::Agent,
             on_behalf_of: vec!["alice".into()],
             started_by: None,
+            via: None,
         },
         justification: None,
     };

@@ -89,6 +89,9 @@ fn principal(
     subject: Option<&str>,
 ) -> Arc<Principal> {
     Arc::new(Principal {
+        labels: Default::default(),
+        resources: Vec::new(),
+        vouches_for: None,
         id: id.into(),
         kind,
         groups: BTreeSet::new(),

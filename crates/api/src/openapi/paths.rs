@@ -5,7 +5,9 @@ use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Ref, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, ArrayBuilder, ObjectBuilder, Ref, Schema, Type,
+};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, Paths, PathsBuilder, RefOr, Required, ResponseBuilder};
 
@@ -168,7 +170,17 @@ fn required(object: ObjectBuilder, fields: &[&str]) -> ObjectBuilder {
 
 fn evaluate() -> Operation {
     let allowed = required(
-        decision("allow", false),
+        decision("allow", false).property(
+            "labels",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                    ObjectBuilder::new().schema_type(Type::String).into(),
+                ))))
+                .description(Some(
+                    "the labels the action was decided with, which the digest covers",
+                )),
+        ),
         &["decision", "rules", "explanation", "digest"],
     );
     let gated = required(
@@ -191,8 +203,10 @@ fn evaluate() -> Operation {
         )
         .answers(
             403,
-            "denied by policy (the decision and the error), or on_behalf_of names a human this \
-             principal may not act for (the error alone)",
+            "denied by policy (the decision and the error); or (the error alone) on_behalf_of \
+             names a human this principal may not act for, an agent sent labels \
+             (labels_from_agent), the resource is outside the principal's bindings, or a \
+             service vouched for a label or resource outside its vouches_for",
             Some(RefOr::T(Schema::AllOf(denied.build()))),
         )
         .errors(&[400, 401, 408, 413, 415, 503])
@@ -202,6 +216,18 @@ fn evaluate() -> Operation {
             named("Duration"),
             "long-poll a gated action for up to this long (at most 60s)",
         ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("Countersign-Agent-Token")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some(
+                    "a service principal only: the token of the agent it submits for, whose \
+                     chain, labels and bindings then apply",
+                ))
+                .build(),
+        )
         .build()
 }
 

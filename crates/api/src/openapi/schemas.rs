@@ -75,7 +75,9 @@ pub fn timestamp_or_null() -> Schema {
 }
 
 pub fn principal_kind() -> Schema {
-    string().enum_values(Some(["agent", "human"])).into()
+    string()
+        .enum_values(Some(["agent", "human", "service"]))
+        .into()
 }
 
 pub fn verdict() -> Schema {
@@ -101,8 +103,24 @@ pub fn resource() -> Schema {
         .into()
 }
 
-/// Labels an agent's tools claim: names and values both bounded.
+/// Labels a service vouches for: names and values both bounded.
 pub fn labels() -> Schema {
+    pairs(
+        "facts a service principal vouches for (agents may not send labels: theirs come from the \
+         broker's configuration): names of 1 to 128 letters, digits or _ - . /; values of at \
+         most 1024 characters without control characters",
+    )
+}
+
+/// What an agent's tools claim: bounded as labels are.
+pub fn claims() -> Schema {
+    pairs(
+        "claims of the agent's tools, shown to reviewers as its words: names of 1 to 128 \
+         letters, digits or _ - . /; values of at most 1024 characters without control characters",
+    )
+}
+
+fn pairs(description: &str) -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .property_names(Some(string().pattern(Some("^[A-Za-z0-9_./-]{1,128}$"))))
@@ -112,10 +130,7 @@ pub fn labels() -> Schema {
                 .pattern(Some(NO_CONTROLS))
                 .into(),
         ))))
-        .description(Some(
-            "claims of the agent's tools: names of 1 to 128 letters, digits or _ - . /; values \
-             of at most 1024 characters without control characters",
-        ))
+        .description(Some(description))
         .into()
 }
 

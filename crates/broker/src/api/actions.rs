@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use countersign_api::{ActionBody, Allowed, ApprovalRequired, Denied, ErrorCode, EvaluateResponse};
 use countersign_approval::Request;
 use countersign_audit::EventKind;
-use countersign_model::{Action, Chain};
+use countersign_model::{Action, Chain, Digest, PrincipalKind};
 use countersign_policy::Outcome;
 use serde::Deserialize;
 use serde_json::json;
@@ -22,6 +22,7 @@ use crate::config::Principal;
 use crate::error::ApiError;
 use crate::service::Submitted;
 use crate::state::{State, draft, new_request_id, now};
+use crate::trust;
 use crate::views::view;
 
 #[derive(Debug, Deserialize)]
@@ -100,16 +101,30 @@ pub async fn evaluate(
              JSON (RFC 8785) represents exactly; send larger ones as strings"
         )));
     }
-    let principal = &caller.0;
+    if caller.0.kind == PrincipalKind::Service {
+        return Err(ApiError::forbidden(format!(
+            "{} is a service: a service submits only on behalf of an agent; pass the token the \
+             agent authenticated with in the Countersign-Agent-Token header",
+            caller.0.id
+        )));
+    }
+    let submitter = trust::Submitter {
+        requester: Arc::clone(&caller.0),
+        via: caller.1.clone(),
+    };
+    let principal = &submitter.requester;
     let on_behalf_of = chain_humans(principal, body.on_behalf_of.take())?;
     let started_by = chain_starter(principal, body.started_by.take())?;
+    body.labels = submitter.labels(std::mem::take(&mut body.labels), &body.resource)?;
     let action = body.into_action(Chain {
         id: principal.id.clone(),
         kind: principal.kind,
         on_behalf_of,
         started_by,
+        via: submitter.via.as_ref().map(|service| service.id.clone()),
     });
     let wait = query.wait.as_deref().map(wait_duration).transpose()?;
+    let labels = action.labels.clone();
     let submitted = submit_action(&state, action).await?;
     let Submitted {
         decision,
@@ -122,6 +137,7 @@ pub async fn evaluate(
                 rules: decision.rules,
                 explanation: decision.explanation,
                 digest,
+                labels,
             });
             Ok((StatusCode::OK, Json(answer)).into_response())
         }
@@ -179,6 +195,7 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
         "policy": policy.hash(),
         "action": action,
     });
+    let overridden = claims_overridden(&action, &digest);
 
     match decision.outcome {
         Outcome::Allow | Outcome::Deny => {
@@ -189,6 +206,21 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
             };
             let event =
                 draft(at, kind, &requester, None, decision.explanation.clone()).with_data(record);
+            if let Some((summary, data)) = overridden {
+                let overridden = draft(
+                    at,
+                    EventKind::ActionClaimOverridden,
+                    &requester,
+                    None,
+                    summary,
+                )
+                .with_data(data);
+                state
+                    .audit
+                    .append(overridden)
+                    .await
+                    .map_err(|e| ApiError::unavailable(&e))?;
+            }
             state
                 .audit
                 .append(event)
@@ -212,7 +244,20 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
                 request.decision.explanation.clone(),
             )
             .with_data(record);
-            state.store.create_request(&request, vec![created]).await?;
+            let mut events = vec![created];
+            if let Some((summary, data)) = overridden {
+                events.push(
+                    draft(
+                        at,
+                        EventKind::ActionClaimOverridden,
+                        &requester,
+                        Some(id),
+                        summary,
+                    )
+                    .with_data(data),
+                );
+            }
+            state.store.create_request(&request, events).await?;
             state.metrics.request_opened();
             state.deadlines.notify_one();
             state.changes.publish(id, EventKind::RequestCreated);
@@ -223,4 +268,32 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
             })
         }
     }
+}
+
+/// The `action.claim_overridden` event's summary and data where the agent's claims contradict a
+/// label: the label was used, and what the agent said is kept for reviewers and investigators.
+/// A type of its own rather than data on the decision's event, so that an agent contradicting
+/// the configuration can be found and alerted on by type, whether its action was allowed, denied
+/// or gated.
+fn claims_overridden(action: &Action, digest: &Digest) -> Option<(String, serde_json::Value)> {
+    let disagreements = countersign_model::disagreements(&action.labels, &action.claims);
+    if disagreements.is_empty() {
+        return None;
+    }
+    let said: Vec<String> = disagreements
+        .iter()
+        .map(|d| format!("{} is '{}', the agent said '{}'", d.key, d.label, d.claim))
+        .collect();
+    let summary = format!(
+        "the label was kept where the agent's claim disagreed: {}",
+        said.join("; ")
+    );
+    let data = json!({
+        "digest": digest,
+        "disagreements": disagreements
+            .iter()
+            .map(|d| json!({ "key": d.key, "label": d.label, "claim": d.claim }))
+            .collect::<Vec<_>>(),
+    });
+    Some((countersign_model::text::clean(&summary), data))
 }

@@ -96,9 +96,10 @@ async fn count_unavailable(
     response
 }
 
-/// The authenticated principal making the call.
+/// The authenticated principal making the call, and the service it came through when a service
+/// calls on behalf of an agent (`Countersign-Agent-Token`): then the agent is the caller.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Arc<Principal>);
+pub struct Caller(pub Arc<Principal>, pub Option<Arc<Principal>>);
 
 impl Caller {
     pub fn is_human(&self) -> bool {
@@ -109,8 +110,13 @@ impl Caller {
         if self.is_human() {
             Ok(())
         } else {
+            let kind = if self.0.kind == PrincipalKind::Service {
+                "a service"
+            } else {
+                "an agent"
+            };
             Err(ApiError::forbidden(format!(
-                "{} is an agent; only humans can {what}",
+                "{} is {kind}; only humans can {what}",
                 self.0.id
             )))
         }
@@ -140,14 +146,13 @@ impl FromRequestParts<Arc<State>> for Caller {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| unauthenticated("the Authorization header must be: Bearer TOKEN"))?;
-        state
-            .principal_by_token(token.trim())
-            .map(Caller)
-            .ok_or_else(|| {
-                unauthenticated(
-                    "unknown token: check COUNTERSIGN_TOKEN, or ask an administrator for one",
-                )
-            })
+        let principal = state.principal_by_token(token.trim()).ok_or_else(|| {
+            unauthenticated(
+                "unknown token: check COUNTERSIGN_TOKEN, or ask an administrator for one",
+            )
+        })?;
+        let acting = crate::trust::on_behalf(state, principal, &parts.headers)?;
+        Ok(Caller(acting.requester, acting.via))
     }
 }
 

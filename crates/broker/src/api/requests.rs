@@ -331,6 +331,7 @@ pub(crate) async fn submit_review(
     if principal.kind != PrincipalKind::Human {
         let refusal = Refusal::Agent {
             reviewer: principal.id.clone(),
+            kind: principal.kind,
         };
         let explanation = format!("Refused: {refusal}.");
         return Err(refuse(state, &principal.id, id, explanation, refusal).await);

@@ -86,6 +86,8 @@ pub async fn whoami(caller: Caller) -> Json<Whoami> {
         acts_for: p.acts_for.clone(),
         started_by: p.started_by.clone(),
         admin: p.admin,
+        labels: p.labels.clone(),
+        resources: p.resources.iter().map(|g| g.as_str().to_owned()).collect(),
     })
 }
 

@@ -48,7 +48,7 @@ fn a_command_becomes_a_shell_exec_action_on_this_host() {
 }
 
 #[test]
-fn flags_set_resource_labels_justification_and_kind() {
+fn flags_set_resource_claims_justification_and_kind() {
     let action = action_json(&[
         "--resource",
         "db:prod/customers",
@@ -68,11 +68,21 @@ fn flags_set_resource_labels_justification_and_kind() {
         json!({
             "kind": "db.dump",
             "resource": "db:prod/customers",
-            "labels": {"env": "production", "team": "data=eng"},
+            "claims": {"env": "production", "team": "data=eng"},
             "details": {"argv": ["pg_dump", "-Fc"], "cwd": "/srv/app", "program": "/usr/bin/x"},
             "justification": "nightly export"
         })
     );
+}
+
+#[test]
+fn claim_is_the_preferred_spelling_of_label_and_neither_sets_a_label() {
+    let action = action_json(&["--claim", "env=staging", "--label", "ticket=OPS-7", "true"]);
+    assert_eq!(
+        action["claims"],
+        json!({"env": "staging", "ticket": "OPS-7"})
+    );
+    assert!(action.get("labels").is_none(), "{action}");
 }
 
 #[test]
@@ -82,7 +92,7 @@ fn everything_after_the_command_belongs_to_it() {
         args.command,
         ["terraform", "apply", "--label", "x=y", "-auto-approve"]
     );
-    assert!(args.labels.is_empty());
+    assert!(args.claims.is_empty());
 }
 
 #[test]
@@ -94,14 +104,14 @@ fn wait_takes_a_duration() {
 }
 
 #[test]
-fn malformed_labels_are_usage_errors_that_say_the_form() {
+fn malformed_claims_are_usage_errors_that_say_the_form() {
     for bad in ["env", "=production"] {
         let error = parse(&["--label", bad, "true"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
         assert!(
             error
                 .to_string()
-                .contains(&format!("'{bad}' is not a label (expected NAME=VALUE")),
+                .contains(&format!("'{bad}' is not a claim (expected NAME=VALUE")),
             "{error}"
         );
     }
@@ -109,7 +119,7 @@ fn malformed_labels_are_usage_errors_that_say_the_form() {
     let error = build_action(&twice, "/", "/bin/true", "h")
         .unwrap_err()
         .to_string();
-    assert_eq!(error, "label 'env' is given twice; give each label once");
+    assert_eq!(error, "claim 'env' is given twice; give each claim once");
 
     let invalid = parse(&["--label", "bad name=x", "true"]).unwrap();
     let error = format!(
@@ -117,7 +127,7 @@ fn malformed_labels_are_usage_errors_that_say_the_form() {
         build_action(&invalid, "/", "/bin/true", "h").unwrap_err()
     );
     assert!(
-        error.contains("label 'bad name' is not a valid label name"),
+        error.contains("claim 'bad name' is not a valid claim name"),
         "{error}"
     );
 }

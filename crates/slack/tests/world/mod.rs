@@ -137,9 +137,18 @@ impl World {
         self.deliver(&body, &timestamp, &sig).await
     }
 
-    /// Opens a gated request as the agent; returns its id.
+    /// Opens a gated request as the agent; returns its id. An action with labels goes through
+    /// the enforcement point that vouches for them, on the agent's behalf.
     pub async fn open(&self, action: Value) -> String {
-        let (status, body) = self.broker.post("deploy-bot", "/v1/actions", action).await;
+        let vouched = action["labels"].as_object().is_some_and(|l| !l.is_empty());
+        let (status, body) = if vouched {
+            let broker = &self.broker;
+            broker
+                .post_via("enforcer", "deploy-bot", "/v1/actions", action)
+                .await
+        } else {
+            self.broker.post("deploy-bot", "/v1/actions", action).await
+        };
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["request"]["id"].as_str().unwrap().to_owned()
     }

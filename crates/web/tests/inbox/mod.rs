@@ -36,7 +36,9 @@ match.resource = "mcp:github/delete_*"
 approvers = { groups = ["dba"], count = 1 }
 "#;
 
-pub const PRINCIPALS: [Principal<'static>; 3] = [
+/// The agent, two reviewers, and an enforcement point that vouches for the labels of the
+/// agent's actions (an agent's own labels would be refused: they are only claims).
+pub const PRINCIPALS: [Principal<'static>; 4] = [
     (
         "deploy-bot",
         "agent",
@@ -51,6 +53,11 @@ pub const PRINCIPALS: [Principal<'static>; 3] = [
         "dana",
         "human",
         "groups = [\"dba\"]\noidc_subject = \"sub-dana\"",
+    ),
+    (
+        "enforcer",
+        "service",
+        "vouches_for = { resources = [\"*\"], labels = [\"env\", \"team\"] }",
     ),
 ];
 
@@ -198,17 +205,28 @@ impl Inbox {
     }
 
     /// The agent sends `action` (`POST /v1/actions`), which must open a request; returns its id.
+    /// An action with labels goes through the enforcement point that vouches for them, on the
+    /// agent's behalf.
     pub async fn agent_sends(&self, body: Value) -> String {
-        let request = Request::builder()
+        let vouched = body["labels"].as_object().is_some_and(|l| !l.is_empty());
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri("/v1/actions")
-            .header(
+            .header(header::CONTENT_TYPE, "application/json");
+        request = if vouched {
+            request
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", token("enforcer")),
+                )
+                .header("countersign-agent-token", token("deploy-bot"))
+        } else {
+            request.header(
                 header::AUTHORIZATION,
                 format!("Bearer {}", token("deploy-bot")),
             )
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
+        };
+        let request = request.body(Body::from(body.to_string())).unwrap();
         let answer = self.send(request).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
         let value: Value = serde_json::from_str(&answer.body).unwrap();
