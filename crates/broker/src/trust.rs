@@ -250,11 +250,13 @@ impl Submitter {
 /// carries one, by the rules for submitting it: a local gate decides with the principal's
 /// configured labels and inside its resource bindings, so a reported action with other labels,
 /// or outside the bindings, is refused rather than recorded as if Countersign vouched for it. A
-/// service reports only labels within its `vouches_for`. Refused as a malformed event (400), not
+/// service reports only labels and resources within its `vouches_for`, for itself or for the
+/// agent whose token it passes (then the agent's configured labels must be there too). Refused as a malformed event (400), not
 /// a forbidden call: an enforcement point retries a 403 for ever, which would hold up every event
 /// spooled after this one, while a 400 has it set the event aside (`rejected.jsonl`).
 pub(crate) fn check_reported(
     reporter: &Principal,
+    via: Option<&std::sync::Arc<Principal>>,
     data: &serde_json::Value,
     index: usize,
 ) -> Result<(), ApiError> {
@@ -284,15 +286,32 @@ pub(crate) fn check_reported(
                 countersign_model::text::clean(key)
             )));
         }
+        if !vouches.is_some_and(|v| v.resources.iter().any(|g| g.matches(resource))) {
+            return Err(ApiError::bad_request(format!(
+                "events[{index}]: {} may not vouch for the resource '{}'",
+                reporter.id,
+                countersign_model::text::clean(resource)
+            )));
+        }
         return Ok(());
     }
+    // Through a service, the labels it added beside the agent's configured ones are checked as a
+    // submission's are; without one, the agent's configured labels are all there may be.
+    let added: BTreeMap<String, String> = match via {
+        Some(_) => labels
+            .iter()
+            .filter(|(key, value)| reporter.labels.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     let submitter = Submitter {
         requester: std::sync::Arc::new(reporter.clone()),
-        via: None,
+        via: via.cloned(),
     };
-    // The resource binding, as for a submitted action.
-    submitter.labels(BTreeMap::new(), resource).map_err(at)?;
-    if labels != reporter.labels {
+    // The resource bindings and what a service may vouch for, as for a submitted action.
+    let expected = submitter.labels(added, resource).map_err(at)?;
+    if labels != expected {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,

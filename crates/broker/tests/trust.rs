@@ -401,3 +401,69 @@ async fn a_reported_decision_carries_the_configured_labels_only() {
         "{body}"
     );
 }
+
+/// What a proxy reports of its local decisions is checked as what it submits: on behalf of an
+/// agent, the labels it adds must be its own to vouch for and the agent's configured labels stay;
+/// on its own, the resource must be one it enforces.
+#[tokio::test]
+async fn a_service_reports_only_what_it_may_vouch_for() {
+    let b = start().await;
+    let reported = |labels: Value, resource: &str| {
+        json!({"events": [{"type": "action.allowed", "explanation": "local decision", "data": {
+            "action": {"kind": "sql.statement", "resource": resource, "labels": labels}
+        }}]})
+    };
+    let agent = token("deploy-bot");
+    let (status, body) = call_via(
+        &b,
+        Method::POST,
+        "/v1/audit/events",
+        &agent,
+        Some(reported(
+            json!({"env": "production", "data_class": "pii"}),
+            "db:prod/customers",
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A label the proxy may vouch for, but the agent's configured label left out.
+    let (status, body) = call_via(
+        &b,
+        Method::POST,
+        "/v1/audit/events",
+        &agent,
+        Some(reported(json!({"data_class": "pii"}), "db:prod/customers")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A label outside its list.
+    let (status, body) = call_via(
+        &b,
+        Method::POST,
+        "/v1/audit/events",
+        &agent,
+        Some(reported(
+            json!({"env": "production", "tier": "gold"}),
+            "db:prod/customers",
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        error_message(&body).contains("may not vouch for the label 'tier'"),
+        "{body}"
+    );
+    // On its own, a resource it does not enforce.
+    let (status, body) = b
+        .post(
+            "pg-proxy",
+            "/v1/audit/events",
+            reported(json!({"env": "production"}), "host:prod-db"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        error_message(&body).contains("may not vouch for the resource 'host:prod-db'"),
+        "{body}"
+    );
+}

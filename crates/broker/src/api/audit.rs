@@ -182,7 +182,7 @@ pub async fn append(
             }
             (_, None) => {}
         }
-        crate::trust::check_reported(&caller.0, &data, i)?;
+        crate::trust::check_reported(&caller.0, caller.1.as_ref(), &data, i)?;
         if let Some(path) = inexact_number(&data, &format!("events[{i}].data")) {
             return Err(ApiError::bad_request(format!(
                 "the field {path}: numbers in an audit event must be within ±{MAX_EXACT}, which \
