@@ -17,7 +17,7 @@ use countersign_model::{Digest, RequestId, SecretKey, Timestamp};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 mod writer;
@@ -43,7 +43,59 @@ impl std::fmt::Debug for SqliteStore {
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
 
+/// The query for a list of requests, newest first, with a condition for each filter that is set
+/// and none for those that are not: `(? IS NULL OR state = ?)` would keep SQLite from using the
+/// index of the filter that is set, and read the whole history for every list.
+fn list_query(prefix: &str, filter: &RequestFilter) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::new(format!("{prefix}SELECT body FROM requests"));
+    let mut glue = " WHERE ";
+    let mut condition = |query: &mut QueryBuilder<Sqlite>, sql: &str| {
+        query.push(glue).push(sql);
+        glue = " AND ";
+    };
+    if let Some(state) = filter.state.as_deref() {
+        condition(&mut query, "state = ");
+        query.push_bind(state.to_owned());
+    }
+    if let Some(requester) = filter.requester.as_deref() {
+        condition(&mut query, "requester = ");
+        query.push_bind(requester.to_owned());
+    }
+    if let Some(from) = filter.created_from {
+        condition(&mut query, "created_at >= ");
+        query.push_bind(millis(from));
+    }
+    if let Some(before) = filter.created_before {
+        condition(&mut query, "created_at < ");
+        query.push_bind(millis(before));
+    }
+    if let Some(rule) = filter.rule.as_deref() {
+        condition(
+            &mut query,
+            "EXISTS (SELECT 1 FROM json_each(body, '$.decision.rules') WHERE value = ",
+        );
+        query.push_bind(rule.to_owned()).push(")");
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(filter.limit.max(1)));
+    query
+}
+
 impl SqliteStore {
+    /// How SQLite reads a list of requests (`EXPLAIN QUERY PLAN`, one line a step): what the tests
+    /// check to keep lists off the history they do not show, and what an operator can look at.
+    pub async fn list_plan(&self, filter: &RequestFilter) -> Result<Vec<String>, StoreError> {
+        use sqlx::Row as _;
+        let rows = list_query("EXPLAIN QUERY PLAN ", filter)
+            .build()
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("detail").map_err(StoreError::from))
+            .collect()
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(
         path: &Path,
@@ -465,20 +517,10 @@ impl Store for SqliteStore {
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM requests WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR requester = ?2) \
-             AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5) \
-             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(body, '$.decision.rules') WHERE value = ?6)) \
-             ORDER BY created_at DESC, id DESC LIMIT ?3",
-        )
-        .bind(filter.state.as_deref())
-        .bind(filter.requester.as_deref())
-        .bind(i64::from(filter.limit.max(1)))
-        .bind(filter.created_from.map(millis))
-        .bind(filter.created_before.map(millis))
-        .bind(filter.rule.as_deref())
-        .fetch_all(&self.readers)
-        .await?;
+        let bodies: Vec<String> = list_query("", filter)
+            .build_query_scalar()
+            .fetch_all(&self.readers)
+            .await?;
         decode_all(&bodies)
     }
 

@@ -4,7 +4,7 @@
 
 use countersign_audit::{EventDraft, verify_with_checkpoints};
 use countersign_store::conformance::{self, apply, at, checkpoint_key, request, review};
-use countersign_store::{SqliteStore, Store, Updated};
+use countersign_store::{RequestFilter, SqliteStore, Store, Updated};
 use countersign_test_support::scratch::Scratch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,4 +146,74 @@ async fn slack_messages_of_an_older_database_carry_over_as_deliveries() {
         store.unsettled_deliveries("slack").await.unwrap(),
         vec![r.id]
     );
+}
+
+/// A list of requests reads through the index of the filter it sets, newest first, and stops at
+/// its limit: none reads the history it does not show, however long that is. (Written as
+/// `(? IS NULL OR state = ?)`, the pending list read every request ever made.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_list_of_requests_reads_the_whole_history() {
+    let scratch = Scratch::named("store");
+    let store = SqliteStore::open(&scratch.unique("countersign.db"), Some(checkpoint_key()))
+        .await
+        .unwrap();
+    for n in 0..20u8 {
+        let r = request(
+            n,
+            if n % 2 == 0 {
+                "deploy-bot"
+            } else {
+                "nightly-bot"
+            },
+            i64::from(n),
+        );
+        store
+            .create_request(
+                &r,
+                vec![EventDraft::new(
+                    at(i64::from(n)),
+                    "request.created",
+                    "created",
+                )],
+            )
+            .await
+            .unwrap();
+    }
+    let some = |state: Option<&str>, requester: Option<&str>| RequestFilter {
+        state: state.map(str::to_owned),
+        requester: requester.map(str::to_owned),
+        limit: 50,
+        ..RequestFilter::default()
+    };
+    for (filter, index) in [
+        (some(None, None), "requests_by_created"),
+        (some(Some("pending"), None), "requests_by_state"),
+        (some(None, Some("deploy-bot")), "requests_by_requester"),
+        (some(Some("pending"), Some("deploy-bot")), "requests_by_"),
+    ] {
+        let plan = store.list_plan(&filter).await.unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{filter:?} does not use {index}: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "SCAN requests" || step.contains("TEMP B-TREE")),
+            "{filter:?} reads or sorts the whole history: {plan:?}"
+        );
+        // And the answer is what the filter asks for.
+        let listed = store.list_requests(&filter).await.unwrap();
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| w[0].created_at >= w[1].created_at)
+        );
+        assert!(listed.iter().all(|r| {
+            filter
+                .requester
+                .as_ref()
+                .is_none_or(|who| &r.action.principal.id == who)
+        }));
+    }
 }
