@@ -10,6 +10,12 @@ use crate::Action;
 use crate::summary::SHELL_EXEC;
 use crate::text::{clean, truncate};
 
+/// The key of a `request.created` event's data that holds the sentences, when there are any.
+pub const UNUSUAL: &str = "unusual";
+
+/// The longest sentence read back from an event.
+const MAX_SENTENCE: usize = 400;
+
 /// The longest piece of agent text (a path, a variable's name, a digest) in a sentence.
 const MAX_PIECE: usize = 80;
 
@@ -106,4 +112,28 @@ fn script(action: &Action) -> Option<(&str, &str)> {
 /// Agent text, inert and short.
 fn piece(text: &str) -> String {
     truncate(&clean(text), MAX_PIECE)
+}
+
+/// The sentences a `request.created` event's `data` holds, inert and short again (the data is
+/// read back from storage, not trusted to be as written).
+pub fn recorded(data: &Value) -> Vec<String> {
+    data.get(UNUSUAL)
+        .and_then(Value::as_array)
+        .map(|sentences| {
+            sentences
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|s| truncate(&clean(s), MAX_SENTENCE))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What every channel shows before the sentences, so that a reviewer reads them as Countersign's
+/// comparison and not as the agent's words.
+pub fn caption(requester: &str) -> String {
+    format!(
+        "Differs from {}'s last request for this program (Countersign's comparison)",
+        piece(requester)
+    )
 }

@@ -86,3 +86,17 @@ fn the_agents_text_is_inert_and_short() {
         .unwrap();
     assert!(cwd.chars().count() < 150 && cwd.contains('…'), "{cwd}");
 }
+
+#[test]
+fn recorded_sentences_are_read_back_inert() {
+    let data = json!({"unusual": ["PATH differs", "X\u{202e} is set (it was not)", 7]});
+    assert_eq!(
+        countersign_model::usual::recorded(&data),
+        vec!["PATH differs", "X\\u{202e} is set (it was not)"]
+    );
+    assert!(countersign_model::usual::recorded(&json!({})).is_empty());
+    assert_eq!(
+        countersign_model::usual::caption("deploy-bot"),
+        "Differs from deploy-bot's last request for this program (Countersign's comparison)"
+    );
+}
