@@ -1,6 +1,6 @@
 //! What every channel's message shows besides the request itself, read the same way for all:
-//! the deciding rules' reasons, the action's outcome once reported, the link to the request's
-//! page; when a message needs no more updates; and where a request is announced.
+//! the deciding rules' reasons, how the command differs from the requester's usual one, the
+//! action's outcome once reported, the link to the request's page; when a message needs no more updates; and where a request is announced.
 
 use countersign_approval::{Request, State};
 use countersign_audit::EventKind;
@@ -26,12 +26,16 @@ pub struct Context {
     /// `(rule id, reason)` for each rule that decided the request, as the policy words it.
     pub rules: Vec<(String, String)>,
     pub outcome: Option<Outcome>,
+    /// How the command differs from the requester's last request for the same program, as
+    /// Countersign compared them when the request was made (its `request.created` event).
+    pub unusual: Vec<String>,
     /// The request's page, for the link.
     pub link: String,
 }
 
-/// Reads what the message of `request` shows besides the request: the outcome only for an
-/// approved request (the only kind that runs), from its audit events.
+/// Reads what the message of `request` shows besides the request, from its audit events: how
+/// it differs from the requester's usual command, and the outcome only for an approved request
+/// (the only kind that runs).
 pub async fn context(broker: &Broker, request: &Request) -> Context {
     let policy = broker.policy();
     let rules = request
@@ -47,28 +51,36 @@ pub async fn context(broker: &Broker, request: &Request) -> Context {
             (id.clone(), reason)
         })
         .collect();
-    let outcome = if matches!(request.state, State::Approved { .. }) {
-        match broker.audit_of(request.id).await {
-            Ok(events) => events
-                .iter()
-                .rev()
-                .find(|e| e.kind == EventKind::ActionOutcome)
-                .map(|e| Outcome {
-                    status: e.data["status"].as_str().unwrap_or("failed").to_owned(),
-                    exit_code: e.data["exit_code"].as_i64(),
-                    at: e.time,
-                }),
-            Err(error) => {
-                tracing::warn!(%error, id = %request.id, "cannot read a request's outcome");
-                None
-            }
+    let events = match broker.audit_of(request.id).await {
+        Ok(events) => events,
+        Err(error) => {
+            tracing::warn!(%error, id = %request.id, "cannot read a request's audit events");
+            Vec::new()
         }
+    };
+    // Only an approved request runs, so only its outcome is shown.
+    let outcome = if matches!(request.state, State::Approved { .. }) {
+        events
+            .iter()
+            .rev()
+            .find(|e| e.kind == EventKind::ActionOutcome)
+            .map(|e| Outcome {
+                status: e.data["status"].as_str().unwrap_or("failed").to_owned(),
+                exit_code: e.data["exit_code"].as_i64(),
+                at: e.time,
+            })
     } else {
         None
     };
+    let unusual = events
+        .iter()
+        .find(|e| e.kind == EventKind::RequestCreated)
+        .map(|e| countersign_model::usual::recorded(&e.data))
+        .unwrap_or_default();
     Context {
         rules,
         outcome,
+        unusual,
         link: format!("{}/requests/{}", broker.public_url(), request.id),
     }
 }

@@ -142,6 +142,9 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         "{}",
         render_request(&view, &client.request_link(view.id), now())
     );
+    if let Ok(events) = &audit {
+        print!("{}", render_unusual(&view.action.principal.id, events));
+    }
     println!();
     match audit {
         Ok(events) if events.is_empty() => println!("audit events: none"),
@@ -295,6 +298,25 @@ fn denials(denied_by: &[String], needed: u32) -> String {
     } else {
         format!("denied by {} ({ends})", clean(&denied_by.join(", ")))
     }
+}
+
+/// How the command differs from the requester's last request for the same program, as
+/// Countersign compared them when the request was made (its `request.created` event): a caption
+/// and one line per difference, or nothing.
+pub fn render_unusual(requester: &str, events: &[AuditEvent]) -> String {
+    let sentences = events
+        .iter()
+        .find(|e| e.kind == "request.created")
+        .map(|e| countersign_model::usual::recorded(&e.data))
+        .unwrap_or_default();
+    if sentences.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{}:\n", countersign_model::usual::caption(requester));
+    for sentence in sentences {
+        out.push_str(&format!("  - {sentence}\n"));
+    }
+    out
 }
 
 fn render_event(event: &AuditEvent) -> String {

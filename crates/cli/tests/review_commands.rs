@@ -263,3 +263,27 @@ fn the_top_level_help_says_what_countersign_does() {
     );
     assert!(!help.contains("today"), "{help}");
 }
+
+/// `show` says how a command differs from the agent's last one for the same program, under
+/// Countersign's caption, with hidden characters as escapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_says_how_a_command_differs_from_the_agents_last_one() {
+    let server = start_server_with_policy("review-unusual", POLICY);
+    let mut action = json!({"kind": "shell.exec", "resource": "db:prod/customers",
+        "details": {"argv": ["sh", "-c", "psql -f migrate.sql"], "program": "/bin/sh"}});
+    let first = agent_sends(&server.url, action.clone()).await;
+    action["details"]["env"] = json!({"LD_PRELOAD": "/tmp/x.so", "X\u{1b}[2J": "1"});
+    let second = agent_sends(&server.url, action).await;
+
+    let show = as_sam(&server, &["show", &second]);
+    for shown in [
+        "Differs from deploy-bot's last request for this program (Countersign's comparison):\n",
+        "  - LD_PRELOAD is set (it was not)\n",
+        "  - X\\u{1b}[2J is set (it was not)\n",
+    ] {
+        assert!(show.contains(shown), "{shown:?} not in {show}");
+    }
+    assert!(!show.contains('\u{1b}'), "{show}");
+    let show = as_sam(&server, &["show", &first]);
+    assert!(!show.contains("Differs from"), "{show}");
+}

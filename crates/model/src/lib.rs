@@ -15,6 +15,7 @@ pub mod strict_json;
 pub mod summary;
 pub mod text;
 pub mod time;
+pub mod usual;
 
 pub use action::{Action, ActionError, Chain, PrincipalKind};
 pub use claims::{Disagreement, disagreements};
@@ -23,3 +24,4 @@ pub use ids::{IdError, RequestId};
 pub use signing::{KeyError, PublicKey, SecretKey};
 pub use summary::{CommandLine, Summary, summary};
 pub use time::{Timestamp, format_duration, parse_duration};
+pub use usual::changes_from;

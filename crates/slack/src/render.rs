@@ -262,6 +262,29 @@ fn ending(request: &Request, context: &Context) -> Option<String> {
     Some(state + &outcome.unwrap_or_default())
 }
 
+/// How the command differs from the requester's last request for the same program, under
+/// Countersign's caption: literal rich text, as the sentences quote paths and variable names
+/// the agent chose.
+fn unusual(request: &Request, context: &Context) -> Option<Value> {
+    if context.unusual.is_empty() {
+        return None;
+    }
+    let caption = countersign_model::usual::caption(&request.action.principal.id);
+    let mut elements = vec![json!({
+        "type": "rich_text_section",
+        "elements": [literal(&format!("{caption}:"), true)]
+    })];
+    elements.push(json!({
+        "type": "rich_text_list",
+        "style": "bullet",
+        "elements": context.unusual.iter().map(|sentence| json!({
+            "type": "rich_text_section",
+            "elements": [literal(&truncate(&clean(sentence), MAX_TEXT), false)]
+        })).collect::<Vec<_>>()
+    }));
+    Some(json!({ "type": "rich_text", "elements": elements }))
+}
+
 /// The agent's claims, on their own marked line, and a warning for each one that contradicts a
 /// label: literal rich text, like the justification, so a claim can neither mention, link nor
 /// pass for the message's own fields.
@@ -337,6 +360,7 @@ pub fn blocks(request: &Request, context: &Context) -> Value {
             ]
         }));
     }
+    blocks.extend(unusual(request, context));
     let rules: Vec<String> = context
         .rules
         .iter()

@@ -129,6 +129,40 @@ async fn a_command_names_the_program_that_will_run() {
     );
 }
 
+/// A command that differs from the agent's last one for the same program says so under
+/// Countersign's caption, as literal text: the variable's name is the agent's and reaches no
+/// mrkdwn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_unlike_the_agents_last_one_says_how_in_literal_text() {
+    let w = world().await;
+    let mut action = pg_dump();
+    action["details"]["program"] = json!("/usr/bin/pg_dump");
+    w.open(action.clone()).await;
+    action["details"]["env"] = json!({"LD_PRELOAD": "/tmp/x.so", "_urgent_<!here>": "1"});
+    let id = w.open(action).await;
+    let ts = w.posted(&id, APPROVALS).await;
+    let message = w
+        .shows(APPROVALS, &ts, "LD_PRELOAD is set (it was not)")
+        .await;
+    let mut literal = Vec::new();
+    walk(&message["blocks"], &mut |kind, text| {
+        assert!(
+            kind != "mrkdwn" || !(text.contains("<!here>") || text.contains("LD_PRELOAD")),
+            "the comparison reached mrkdwn: {text}"
+        );
+        if kind == "text" {
+            literal.push(text.to_owned());
+        }
+    });
+    for shown in [
+        "Differs from deploy-bot's last request for this program (Countersign's comparison):",
+        "LD_PRELOAD is set (it was not)",
+        "_urgent_<!here> is set (it was not)",
+    ] {
+        assert!(literal.iter().any(|t| t == shown), "{shown}: {literal:?}");
+    }
+}
+
 /// The names in a request's chain are rendered as literal text whoever chose them (today the
 /// configuration says who an agent acts for and what starts it; an id like `ci:_urgent_:` is
 /// still valid): checked on the renderer itself, with a real request whose chain is set so.

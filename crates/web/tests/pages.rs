@@ -625,3 +625,36 @@ async fn the_inbox_shows_a_reported_decision_the_policy_does_not_make_as_an_aler
     }
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 }
+
+/// A command that differs from the agent's last one for the same program says so under
+/// Countersign's caption, with the agent's names escaped.
+#[tokio::test]
+async fn a_command_unlike_the_agents_last_one_says_how_escaped() {
+    let inbox = start("http://127.0.0.1:8750").await;
+    let mut body = json!({
+        "kind": "shell.exec", "resource": "db:prod/customers",
+        "details": {"argv": ["sh", "-c", "echo hi"], "program": "/bin/sh"}
+    });
+    inbox.agent_sends(body.clone()).await;
+    body["details"]["env"] = json!({"LD_PRELOAD": "/tmp/x.so", "<script>X": "1"});
+    let id = inbox.agent_sends(body).await;
+    let dana = inbox.sign_in("dana").await;
+    let page = inbox.get(&format!("/requests/{id}"), Some(&dana)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(
+            "Differs from deploy-bot&#39;s last request for this program (Countersign&#39;s comparison)"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<li>LD_PRELOAD is set (it was not)</li>")
+    );
+    assert!(
+        page.body
+            .contains("<li>&lt;script&gt;X is set (it was not)</li>")
+    );
+    assert!(!page.body.contains("<script>X"));
+}

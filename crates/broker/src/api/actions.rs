@@ -12,6 +12,7 @@ use countersign_approval::Request;
 use countersign_audit::EventKind;
 use countersign_model::{Action, Chain, Digest, PrincipalKind};
 use countersign_policy::Outcome;
+use countersign_store::RequestFilter;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -189,7 +190,7 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
     let decision = policy.decide(&action);
     state.metrics.decision(decision.outcome);
     let at = now();
-    let record = json!({
+    let mut record = json!({
         "digest": digest,
         "rules": decision.rules,
         "policy": policy.hash(),
@@ -233,6 +234,10 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
             })
         }
         Outcome::RequireApproval => {
+            let unusual = unusual(state, &action).await?;
+            if !unusual.is_empty() {
+                record[countersign_model::usual::UNUSUAL] = json!(unusual);
+            }
             let id = new_request_id()?;
             let request = Request::open(id, action, decision.clone(), at)
                 .map_err(|e| ApiError::bad_request(format!("the request cannot be opened: {e}")))?;
@@ -268,6 +273,37 @@ pub(crate) async fn submit_action(state: &State, action: Action) -> Result<Submi
             })
         }
     }
+}
+
+/// How a gated `shell.exec` differs from its requester's most recent earlier request for the
+/// same program (issue 15), where there is one: a reviewer then sees what is not the agent's
+/// usual. Only the requester's last 200 requests are looked at, and only for gated commands, so
+/// the cost of a submission stays bounded.
+async fn unusual(state: &State, action: &Action) -> Result<Vec<String>, ApiError> {
+    if action.kind != countersign_model::summary::SHELL_EXEC {
+        return Ok(Vec::new());
+    }
+    let Some(program) = action.details.get("program").and_then(|p| p.as_str()) else {
+        return Ok(Vec::new());
+    };
+    let filter = RequestFilter {
+        requester: Some(action.principal.id.clone()),
+        limit: 200,
+        ..RequestFilter::default()
+    };
+    // Newest first: the first with the same program is the last one asked for.
+    let earlier = state.store.list_requests(&filter).await?;
+    let last = earlier.iter().find(|request| {
+        request
+            .action
+            .details
+            .get("program")
+            .and_then(|p| p.as_str())
+            == Some(program)
+    });
+    Ok(last.map_or_else(Vec::new, |last| {
+        countersign_model::changes_from(&last.action, action)
+    }))
 }
 
 /// The `action.claim_overridden` event's summary and data where the agent's claims contradict a

@@ -163,10 +163,36 @@ fn outcome_of(events: &[AuditEvent]) -> Option<String> {
     ))
 }
 
+/// How the command differs from the requester's last request for the same program, as
+/// Countersign compared them when the request was made; nothing when it did not.
+fn unusual_block(request: &Request, events: &[AuditEvent]) -> String {
+    let sentences = events
+        .iter()
+        .find(|e| e.kind == EventKind::RequestCreated)
+        .map(|e| countersign_model::usual::recorded(&e.data))
+        .unwrap_or_default();
+    if sentences.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<section class=\"unusual\" aria-labelledby=\"unusual\"><h2 id=\"unusual\">{}</h2><ul>",
+        untrusted(&countersign_model::usual::caption(
+            &request.action.principal.id
+        ))
+    );
+    for sentence in &sentences {
+        let _ = write!(out, "<li>{}</li>", untrusted(sentence));
+    }
+    out.push_str("</ul></section>");
+    out
+}
+
 /// The parts of the page that change while it is open.
 async fn live_part(app: &App, request: &Request) -> Result<String, PageError> {
     let events = app.broker.audit_of(request.id).await?;
-    let mut out = format!(
+    let mut out = unusual_block(request, &events);
+    let _ = write!(
+        out,
         "<section aria-labelledby=\"state\"><h2 id=\"state\">Where it stands</h2>\
          <p class=\"state\">{} {}</p><p class=\"quorum\">{}</p>",
         state_badge(request.state.name()),
