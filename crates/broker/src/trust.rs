@@ -255,7 +255,7 @@ impl Submitter {
 /// a forbidden call: an enforcement point retries a 403 for ever, which would hold up every event
 /// spooled after this one, while a 400 has it set the event aside (`rejected.jsonl`).
 pub(crate) fn check_reported(
-    reporter: &Principal,
+    reporter: &std::sync::Arc<Principal>,
     via: Option<&std::sync::Arc<Principal>>,
     data: &serde_json::Value,
     index: usize,
@@ -306,7 +306,7 @@ pub(crate) fn check_reported(
         None => BTreeMap::new(),
     };
     let submitter = Submitter {
-        requester: std::sync::Arc::new(reporter.clone()),
+        requester: std::sync::Arc::clone(reporter),
         via: via.cloned(),
     };
     // The resource bindings and what a service may vouch for, as for a submitted action.
