@@ -215,3 +215,14 @@ pub(crate) fn deserialize_seq<'de, D: Deserializer<'de>>(deserializer: D) -> Res
 
     deserializer.deserialize_u64(SeqVisitor)
 }
+
+/// How a request's command differed from its requester's last request for the same program, as
+/// the broker compared them when it opened the request (`countersign_model::usual`, recorded in
+/// the `request.created` event): one sentence each, cleaned again; empty when it said nothing.
+pub fn unusual_of(events: &[AuditEvent]) -> Vec<String> {
+    events
+        .iter()
+        .find(|e| e.kind == crate::EventKind::RequestCreated)
+        .map(|e| countersign_model::usual::recorded(&e.data))
+        .unwrap_or_default()
+}

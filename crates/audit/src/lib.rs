@@ -19,6 +19,7 @@ pub mod verify;
 pub use checkpoint::{Checkpoint, CheckpointError, VerifyError, verify_with_checkpoints};
 pub use event::{
     AuditEvent, ChainHead, EventDraft, GENESIS_BYTES, MAX_SEQ, SealError, genesis_hash, seal,
+    unusual_of,
 };
 pub use export::{
     Export, ExportError, Record, parse_export, parse_line, render_checkpoint, render_event,

@@ -72,11 +72,7 @@ pub async fn context(broker: &Broker, request: &Request) -> Context {
     } else {
         None
     };
-    let unusual = events
-        .iter()
-        .find(|e| e.kind == EventKind::RequestCreated)
-        .map(|e| countersign_model::usual::recorded(&e.data))
-        .unwrap_or_default();
+    let unusual = countersign_audit::unusual_of(&events);
     Context {
         rules,
         outcome,

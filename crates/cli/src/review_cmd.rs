@@ -304,11 +304,7 @@ fn denials(denied_by: &[String], needed: u32) -> String {
 /// Countersign compared them when the request was made (its `request.created` event): a caption
 /// and one line per difference, or nothing.
 pub fn render_unusual(requester: &str, events: &[AuditEvent]) -> String {
-    let sentences = events
-        .iter()
-        .find(|e| e.kind == "request.created")
-        .map(|e| countersign_model::usual::recorded(&e.data))
-        .unwrap_or_default();
+    let sentences = countersign_audit::unusual_of(events);
     if sentences.is_empty() {
         return String::new();
     }

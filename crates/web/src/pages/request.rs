@@ -166,11 +166,7 @@ fn outcome_of(events: &[AuditEvent]) -> Option<String> {
 /// How the command differs from the requester's last request for the same program, as
 /// Countersign compared them when the request was made; nothing when it did not.
 fn unusual_block(request: &Request, events: &[AuditEvent]) -> String {
-    let sentences = events
-        .iter()
-        .find(|e| e.kind == EventKind::RequestCreated)
-        .map(|e| countersign_model::usual::recorded(&e.data))
-        .unwrap_or_default();
+    let sentences = countersign_audit::unusual_of(events);
     if sentences.is_empty() {
         return String::new();
     }
